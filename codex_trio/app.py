@@ -1,0 +1,82 @@
+"""The application: state shared by every connection, and the per-connection session.
+
+``AppServer`` owns what outlives one client (configuration, threads, auth). ``ClientSession`` is one
+client's view: its handshake state, and the dispatcher its ``Connection`` calls.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from .processors.initialize import InitializeProcessor
+from .router import Method, Router
+from .rpc.messages import Notification, Request
+from .rpc.session import Connection, Deferred, Limits, Reply
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServerOptions:
+    env: Mapping[str, str]
+    cli_overrides: list[str] = field(default_factory=list)
+    limits: Limits = field(default_factory=Limits)
+
+
+class AppServer:
+    def __init__(self, options: ServerOptions) -> None:
+        self.options = options
+        self.env = options.env
+        self.processors: list[Any] = [InitializeProcessor(self)]
+        methods: list[Method] = []
+        for processor in self.processors:
+            methods.extend(processor.methods())
+        self.router = Router(methods)
+        # Live client sessions: broadcasts (account/updated, thread events) go to these.
+        self.sessions: set[ClientSession] = set()
+
+    def new_session(self) -> ClientSession:
+        return ClientSession(self)
+
+    async def serve_transport(
+        self,
+        transport: Any,
+        *,
+        name: str = "client",
+        task_status: trio.TaskStatus[Connection] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve one client over ``transport`` until it goes away."""
+        session = self.new_session()
+        conn = Connection(transport, session, limits=self.options.limits, name=name)
+        session.conn = conn
+        self.sessions.add(session)
+        try:
+            await conn.serve(task_status=task_status)
+        finally:
+            self.sessions.discard(session)
+
+
+class ClientSession:
+    """One client's handshake state; the Dispatcher of its Connection."""
+
+    def __init__(self, app: AppServer) -> None:
+        self.app = app
+        self.conn: Connection | None = None
+        self.initialized = False
+        self.client_initialized = False
+        self.client_name: str | None = None
+        self.client_version: str | None = None
+        self.originator = "codex_cli_rs"
+        self.user_agent: str | None = None
+        self.experimental_api = False
+
+    def dispatch(self, conn: Connection, request: Request) -> Reply | Deferred:
+        return self.app.router.dispatch(self, conn, request)
+
+    def notification(self, conn: Connection, notification: Notification) -> None:
+        self.app.router.notification(self, notification)

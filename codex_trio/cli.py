@@ -1,0 +1,128 @@
+"""Command line: ``codex-trio app-server`` (and ``python -m codex_trio app-server``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+import trio
+
+from . import REFERENCE_VERSION, __version__
+from .app import AppServer, ServerOptions
+from .logs import setup_logging
+from .transport.stdio import open_stdio_transport
+
+log = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="codex-trio",
+        description=(
+            "The Codex app-server protocol (JSON-RPC 2.0), served from Python on trio. "
+            f"Compatible with OpenAI Codex CLI {REFERENCE_VERSION} `codex app-server`."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"codex-trio {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    server = sub.add_parser(
+        "app-server",
+        help="serve the app-server protocol (stdio by default)",
+        description=(
+            "Serve the app-server protocol: newline-delimited JSON-RPC messages on stdin/stdout "
+            "(logs go to stderr). Exits when stdin closes, on SIGINT/SIGTERM, or when the parent "
+            "process dies. Environment: CODEX_HOME (state, default ~/.codex), CODEX_TRIO_LOG or "
+            "RUST_LOG (log level: error, warn, info, debug), LOG_FORMAT=json (JSON log lines)."
+        ),
+    )
+    server.add_argument(
+        "--listen",
+        default="stdio://",
+        metavar="URL",
+        help="where to serve: stdio:// (default: the parent talks on stdin/stdout)",
+    )
+    server.add_argument(
+        "-c",
+        "--config",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=(
+            "override a config.toml value for this run; KEY is a dotted path "
+            "(e.g. model_providers.mock.base_url), VALUE is parsed as TOML, else taken as a string; "
+            "may be repeated"
+        ),
+    )
+    return parser
+
+
+async def _watch_signals(cancel_scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("received %s; shutting down", signal.Signals(signum).name)
+            cancel_scope.cancel()
+            return
+
+
+def _ask_for_parent_death_signal() -> None:
+    """On Linux, have the kernel send SIGTERM when the parent dies (an editor window closed hard)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        log.debug("prctl(PR_SET_PDEATHSIG) unavailable; relying on polling")
+
+
+async def _watch_parent(cancel_scope: trio.CancelScope, parent: int, interval: float = 1.0) -> None:
+    # Also covers platforms without PDEATHSIG, and a parent that died before we asked for it.
+    while os.getppid() == parent:  # noqa: ASYNC110 - nothing signals a reparenting; poll it
+        await trio.sleep(interval)
+    log.info("parent process %d is gone; shutting down", parent)
+    cancel_scope.cancel()
+
+
+async def serve_app_server(options: ServerOptions, listen: str) -> None:
+    app = AppServer(options)
+    parent = os.getppid()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_watch_signals, nursery.cancel_scope)
+        nursery.start_soon(_watch_parent, nursery.cancel_scope, parent)
+        if listen == "stdio://":
+            await app.serve_transport(open_stdio_transport(), name="stdio")
+        else:
+            raise UsageError(f"unsupported --listen URL {listen!r}: expected stdio://")
+        nursery.cancel_scope.cancel()
+
+
+class UsageError(Exception):
+    pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    env = dict(os.environ)
+    setup_logging(env)
+    if args.command == "app-server":
+        _ask_for_parent_death_signal()
+        options = ServerOptions(env=env, cli_overrides=list(args.overrides))
+        try:
+            trio.run(serve_app_server, options, args.listen)
+        except UsageError as exc:
+            print(f"codex-trio: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            pass
+        return 0
+    return 2

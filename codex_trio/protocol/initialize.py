@@ -1,0 +1,27 @@
+"""Wire types of the initialize handshake."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+
+class ClientInfo(TypedDict):
+    name: str
+    title: str | None
+    version: str
+
+
+class InitializeCapabilities(TypedDict):
+    # Not in 0.94.0's schema; later reference versions added it, and serde ignores unknown members,
+    # so clients may send it to either server.
+    experimentalApi: bool | None
+    optOutNotificationMethods: list[str] | None
+
+
+class InitializeParams(TypedDict):
+    clientInfo: ClientInfo
+    capabilities: InitializeCapabilities | None
+
+
+class InitializeResponse(TypedDict):
+    userAgent: str

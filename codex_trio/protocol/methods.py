@@ -1,0 +1,80 @@
+"""Every client request method of the reference, in its declaration order.
+
+The order matters: an unknown method is answered with serde's "expected one of ..." list, in this order.
+"""
+
+CLIENT_REQUEST_METHODS: tuple[str, ...] = (
+    "initialize",
+    "thread/start",
+    "thread/resume",
+    "thread/fork",
+    "thread/archive",
+    "thread/name/set",
+    "thread/unarchive",
+    "thread/rollback",
+    "thread/list",
+    "thread/loaded/list",
+    "thread/read",
+    "skills/list",
+    "app/list",
+    "skills/config/write",
+    "turn/start",
+    "turn/interrupt",
+    "review/start",
+    "model/list",
+    "collaborationMode/list",
+    "mcpServer/oauth/login",
+    "config/mcpServer/reload",
+    "mcpServerStatus/list",
+    "account/login/start",
+    "account/login/cancel",
+    "account/logout",
+    "account/rateLimits/read",
+    "feedback/upload",
+    "command/exec",
+    "config/read",
+    "config/value/write",
+    "config/batchWrite",
+    "configRequirements/read",
+    "account/read",
+    "newConversation",
+    "getConversationSummary",
+    "listConversations",
+    "resumeConversation",
+    "forkConversation",
+    "archiveConversation",
+    "sendUserMessage",
+    "sendUserTurn",
+    "interruptConversation",
+    "addConversationListener",
+    "removeConversationListener",
+    "gitDiffToRemote",
+    "loginApiKey",
+    "loginChatGpt",
+    "cancelLoginChatGpt",
+    "logoutChatGpt",
+    "getAuthStatus",
+    "getUserSavedConfig",
+    "setDefaultModel",
+    "getUserAgent",
+    "userInfo",
+    "fuzzyFileSearch",
+    "execOneOffCommand",
+)
+
+CLIENT_NOTIFICATION_METHODS: tuple[str, ...] = ("initialized",)
+
+# Methods whose request carries no params; every other method requires them.
+METHODS_WITHOUT_PARAMS: frozenset[str] = frozenset(
+    {
+        "config/mcpServer/reload",
+        "account/logout",
+        "account/rateLimits/read",
+        "configRequirements/read",
+        "loginChatGpt",
+        "logoutChatGpt",
+        "getUserSavedConfig",
+        "getUserAgent",
+        "userInfo",
+    }
+)

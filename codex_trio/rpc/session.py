@@ -1,0 +1,346 @@
+"""The JSON-RPC session over one transport: framing in, dispatch, the pending-request table, framing out.
+
+This layer knows no method. A ``Dispatcher`` (the processors' router) decides what a request means; this
+is the one place where what it raises becomes a wire error.
+
+Tasks, all in the connection's nursery:
+- the reader parses messages in arrival order and hands each request to the dispatcher synchronously, so
+  that state a request sets up (``initialize``, a turn being registered) is in place before the next line;
+- what the dispatcher defers runs in a task of its own, so a slow handler never holds up the reader;
+- the writer is the only task that touches the transport's sending side, and drains the bounded
+  outbound queue in batches.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import trio
+
+from .errors import (
+    INTERNAL_ERROR,
+    OVERLOADED,
+    OVERLOADED_MESSAGE,
+    ClientReturnedError,
+    ConnectionClosed,
+    RequestTimeout,
+    RpcError,
+)
+from .messages import (
+    ErrorResponse,
+    JsonValue,
+    NotAMessage,
+    Notification,
+    Request,
+    RequestId,
+    Response,
+    encode,
+    parse_message,
+)
+
+log = logging.getLogger(__name__)
+
+Deferred = Callable[[], Awaitable[JsonValue]]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A result the dispatcher could compute at once, written in the order requests arrived."""
+
+    result: JsonValue
+
+
+class Dispatcher(Protocol):
+    def dispatch(self, conn: Connection, request: Request) -> Reply | Deferred:
+        """Decide what a request means; runs in the reader task, so it must not block.
+
+        Raise ``RpcError`` to answer with an error; return a ``Reply`` to answer at once, or an async
+        callable to run in a task of its own (its return value is the result).
+        """
+        ...
+
+    def notification(self, conn: Connection, notification: Notification) -> None:
+        """A client notification; runs in the reader task."""
+        ...
+
+
+@dataclass
+class Limits:
+    # Deferred requests running at once; one more is answered "Server overloaded".
+    max_in_flight: int = 256
+    # Messages waiting for the writer; a task that emits more waits for room (backpressure).
+    outbound_queue: int = 1024
+    # How many queued messages the writer joins into one write.
+    write_batch: int = 256
+    # After the client closes its side: how long requests already read may run to get their answer out.
+    close_grace: float = 0.5
+    # When set, a client that leaves the outbound queue full this long is disconnected instead of
+    # slowing down whoever emits (used by shared transports such as websockets).
+    slow_reader_timeout: float | None = None
+
+
+@dataclass
+class _Pending:
+    method: str
+    done: trio.Event = field(default_factory=trio.Event)
+    result: JsonValue = None
+    error: BaseException | None = None
+
+
+class Connection:
+    """One client: its nursery, outbound queue, pending server->client requests and opt-outs."""
+
+    def __init__(
+        self,
+        transport: Any,
+        dispatcher: Dispatcher,
+        *,
+        limits: Limits | None = None,
+        name: str = "client",
+    ) -> None:
+        self.transport = transport
+        self.dispatcher = dispatcher
+        self.limits = limits or Limits()
+        self.name = name
+        # Notification methods this client asked not to receive.
+        self.suppressed_notifications: frozenset[str] = frozenset()
+        self.closed = trio.Event()
+        self._ids = itertools.count()
+        self._pending: dict[RequestId, _Pending] = {}
+        self._send_out, self._receive_out = trio.open_memory_channel[bytes](
+            self.limits.outbound_queue
+        )
+        self._in_flight = 0
+        self._idle = trio.Event()
+        self._idle.set()
+        self._nursery: trio.Nursery | None = None
+        self._writer_done = trio.Event()
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def serve(
+        self, *, task_status: trio.TaskStatus[Connection] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve until the client closes its side (or the transport breaks), then clean up."""
+        async with trio.open_nursery() as outer:
+            outer.start_soon(self._writer)
+            try:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    task_status.started(self)
+                    await self._read_loop()
+                    # The client has finished talking: nobody can answer our requests any more, but
+                    # requests it already sent get a short grace to produce their answers.
+                    self._fail_pending()
+                    with trio.move_on_after(self.limits.close_grace):
+                        await self._idle.wait()
+                    nursery.cancel_scope.cancel()
+            finally:
+                self._nursery = None
+                self._fail_pending()
+                self.closed.set()
+                self._send_out.close()
+                # Let the writer flush what is queued, but never wait on a client that stopped reading.
+                with trio.move_on_after(self.limits.close_grace) as flush:
+                    flush.shield = True
+                    await self._writer_done.wait()
+                outer.cancel_scope.cancel()
+
+    def close(self) -> None:
+        """Stop serving this client: cancels its tasks and fails its pending requests."""
+        self._fail_pending()
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None) -> None:
+        """Run work that belongs to this client (e.g. a turn) in its nursery."""
+        if self._nursery is None:
+            raise ConnectionClosed()
+        self._nursery.start_soon(fn, *args, name=name)
+
+    @property
+    def is_open(self) -> bool:
+        return self._nursery is not None and not self.closed.is_set()
+
+    # ---- outgoing --------------------------------------------------------------------------
+
+    async def notify(self, method: str, params: JsonValue = None) -> None:
+        if method in self.suppressed_notifications:
+            return
+        msg: dict[str, Any] = {"method": method}
+        if params is not None:
+            msg["params"] = params
+        await self._enqueue(encode(msg))
+
+    async def send_request(self, method: str, params: JsonValue, *, timeout: float) -> JsonValue:
+        """Ask the client something and wait for its answer, at most ``timeout`` seconds.
+
+        Raises ``ClientReturnedError`` for an error reply, ``RequestTimeout``, or ``ConnectionClosed``
+        when the client goes away first (at once, not at the timeout).
+        """
+        if not self.is_open:
+            raise ConnectionClosed(method)
+        request_id = next(self._ids)
+        pending = _Pending(method)
+        self._pending[request_id] = pending
+        try:
+            msg: dict[str, Any] = {"id": request_id, "method": method}
+            if params is not None:
+                msg["params"] = params
+            with trio.move_on_after(timeout if timeout is not None else math.inf) as scope:
+                await self._enqueue(encode(msg))
+                await pending.done.wait()
+            if scope.cancelled_caught:
+                raise RequestTimeout(method, timeout)
+        finally:
+            self._pending.pop(request_id, None)
+        if pending.error is not None:
+            raise pending.error
+        return pending.result
+
+    async def _enqueue(self, data: bytes) -> None:
+        slow = self.limits.slow_reader_timeout
+        try:
+            if slow is None:
+                await self._send_out.send(data)
+                return
+            with trio.move_on_after(slow) as scope:
+                await self._send_out.send(data)
+            if scope.cancelled_caught:
+                log.warning("%s: client stopped reading; disconnecting it", self.name)
+                self.close()
+                raise ConnectionClosed()
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise ConnectionClosed() from None
+
+    async def _respond(self, request_id: RequestId, result: JsonValue) -> None:
+        await self._enqueue(encode({"id": request_id, "result": result}))
+
+    async def _respond_error(self, request_id: RequestId, error: RpcError) -> None:
+        await self._enqueue(encode({"error": error.to_wire(), "id": request_id}))
+
+    def _fail_pending(self) -> None:
+        for request_id, pending in list(self._pending.items()):
+            if not pending.done.is_set():
+                pending.error = ConnectionClosed(pending.method)
+                pending.done.set()
+            self._pending.pop(request_id, None)
+
+    # ---- tasks -----------------------------------------------------------------------------
+
+    async def _writer(self) -> None:
+        batch: list[bytes] = []
+        try:
+            async for first in self._receive_out:
+                batch.append(first)
+                while len(batch) < self.limits.write_batch:
+                    try:
+                        batch.append(self._receive_out.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                await self.transport.send_messages(batch)
+                batch.clear()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            log.info("%s: output closed (%s); stopping", self.name, type(exc).__name__)
+            self.close()
+        finally:
+            self._writer_done.set()
+
+    async def _read_loop(self) -> None:
+        while True:
+            try:
+                raw = await self.transport.receive_message()
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                log.info("%s: input closed (%s)", self.name, type(exc).__name__)
+                return
+            if raw is None:
+                log.debug("%s: end of input", self.name)
+                return
+            try:
+                message = parse_message(raw)
+            except NotAMessage as exc:
+                # The reference answers nothing here; the content may hold secrets, so log only why.
+                log.warning("%s: ignoring input of %d bytes: %s", self.name, len(raw), exc)
+                continue
+            if isinstance(message, Request):
+                await self._on_request(message)
+            elif isinstance(message, Notification):
+                self._on_notification(message)
+            else:
+                self._on_reply(message)
+
+    async def _on_request(self, request: Request) -> None:
+        try:
+            outcome = self.dispatcher.dispatch(self, request)
+        except RpcError as err:
+            await self._respond_error(request.id, err)
+            return
+        except Exception:
+            log.exception("%s: %s failed", self.name, request.method)
+            await self._respond_error(request.id, RpcError("Internal error", code=INTERNAL_ERROR))
+            return
+        if isinstance(outcome, Reply):
+            await self._respond(request.id, outcome.result)
+            return
+        if self._in_flight >= self.limits.max_in_flight:
+            await self._respond_error(request.id, RpcError(OVERLOADED_MESSAGE, code=OVERLOADED))
+            return
+        assert self._nursery is not None
+        self._in_flight += 1
+        self._idle = trio.Event() if self._in_flight == 1 else self._idle
+        self._nursery.start_soon(self._run_deferred, request, outcome, name=request.method)
+
+    async def _run_deferred(self, request: Request, work: Deferred) -> None:
+        try:
+            try:
+                result = await work()
+            except RpcError as err:
+                await self._respond_error(request.id, err)
+            except ConnectionClosed:
+                pass
+            except Exception:
+                # The traceback may name paths or values; the client only learns that it failed.
+                log.exception("%s: %s failed", self.name, request.method)
+                await self._respond_error(request.id, RpcError("Internal error", code=INTERNAL_ERROR))
+            else:
+                await self._respond(request.id, result)
+        except ConnectionClosed:
+            pass
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    def _on_notification(self, notification: Notification) -> None:
+        try:
+            self.dispatcher.notification(self, notification)
+        except Exception:
+            log.exception("%s: notification %s failed", self.name, notification.method)
+
+    def _on_reply(self, reply: Response | ErrorResponse) -> None:
+        pending = self._pending.get(reply.id)
+        if pending is None or pending.done.is_set():
+            log.warning("%s: ignoring a reply to unknown request id %r", self.name, reply.id)
+            return
+        if isinstance(reply, ErrorResponse):
+            pending.error = ClientReturnedError(pending.method, reply.code, reply.message, reply.data)
+        else:
+            pending.result = reply.result
+        pending.done.set()
+
+
+async def serve_connection(
+    transport: Any,
+    dispatcher: Dispatcher,
+    *,
+    limits: Limits | None = None,
+    name: str = "client",
+    task_status: trio.TaskStatus[Connection] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve one client over ``transport`` until it goes away; reports the Connection when started."""
+    await Connection(transport, dispatcher, limits=limits, name=name).serve(task_status=task_status)

@@ -1,0 +1,89 @@
+"""Dispatch through the real application over an in-memory transport: the reference's texts exactly."""
+
+from __future__ import annotations
+
+import os
+
+import trio
+from memclient import MemoryClient, memory_transport_pair
+
+from codex_trio.app import AppServer, ServerOptions
+from codex_trio.protocol.methods import CLIENT_REQUEST_METHODS
+
+INIT = {"clientInfo": {"name": "harness", "version": "0.0.1"}}
+
+
+async def start(nursery: trio.Nursery) -> tuple[AppServer, MemoryClient]:
+    app = AppServer(ServerOptions(env={**os.environ, "TERM": "xterm"}))
+    transport, client = memory_transport_pair()
+    await nursery.start(app.serve_transport, transport)
+    return app, client
+
+
+async def test_requests_before_initialize_are_refused(nursery: trio.Nursery) -> None:
+    _, client = await start(nursery)
+    assert await client.call(1, "getUserAgent") == {
+        "error": {"code": -32600, "message": "Not initialized"},
+        "id": 1,
+    }
+
+
+async def test_unknown_method_lists_every_method_even_before_initialize(nursery: trio.Nursery) -> None:
+    _, client = await start(nursery)
+    reply = await client.call("a", "bogus/method", {})
+    expected = ", ".join(f"`{m}`" for m in CLIENT_REQUEST_METHODS)
+    assert reply == {
+        "error": {
+            "code": -32600,
+            "message": f"Invalid request: unknown variant `bogus/method`, expected one of {expected}",
+        },
+        "id": "a",
+    }
+
+
+async def test_initialize_then_already_initialized(nursery: trio.Nursery) -> None:
+    _, client = await start(nursery)
+    reply = await client.call(1, "initialize", INIT)
+    ua = reply["result"]["userAgent"]
+    assert ua.startswith("harness/0.94.0 (") and ua.endswith(") xterm (harness; 0.0.1)")
+    assert await client.call(2, "initialize", INIT) == {
+        "error": {"code": -32600, "message": "Already initialized"},
+        "id": 2,
+    }
+    assert await client.call(3, "getUserAgent") == {"id": 3, "result": {"userAgent": ua}}
+
+
+async def test_params_errors_name_the_field(nursery: trio.Nursery) -> None:
+    _, client = await start(nursery)
+    assert (await client.call(1, "initialize", {}))["error"]["message"] == (
+        "Invalid request: missing field `clientInfo`"
+    )
+    assert (await client.call(2, "initialize"))["error"]["message"] == (
+        "Invalid request: missing field `params`"
+    )
+    bad = {"clientInfo": {"name": 5, "version": "1"}}
+    assert (await client.call(3, "initialize", bad))["error"]["message"] == (
+        "Invalid request: invalid type: integer `5`, expected a string"
+    )
+
+
+async def test_pipelined_requests_see_initialize(nursery: trio.Nursery) -> None:
+    _, client = await start(nursery)
+    await client.request(1, "initialize", INIT)
+    await client.request(2, "getUserAgent")
+    first, second = await client.receive(), await client.receive()
+    assert first["id"] == 1 and second["id"] == 2 and "result" in second
+
+
+async def test_capabilities_are_recorded_on_the_connection(nursery: trio.Nursery) -> None:
+    app, client = await start(nursery)
+    params = {
+        **INIT,
+        "capabilities": {"experimentalApi": True, "optOutNotificationMethods": ["thread/started"]},
+    }
+    await client.call(1, "initialize", params)
+    # The session of this connection is the only one.
+    (session,) = [s for s in app.sessions]
+    assert session.experimental_api is True
+    assert session.conn is not None
+    assert session.conn.suppressed_notifications == frozenset({"thread/started"})

@@ -1,0 +1,216 @@
+"""The JSON-RPC session on its own: a fake dispatcher, since the session knows no method."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from memclient import MemoryClient, memory_transport_pair
+
+from codex_trio.rpc.errors import ClientReturnedError, ConnectionClosed, RequestTimeout, RpcError
+from codex_trio.rpc.messages import Notification, Request
+from codex_trio.rpc.session import Connection, Limits, Reply
+
+
+class FakeDispatcher:
+    def __init__(self) -> None:
+        self.release = trio.Event()
+        self.notifications: list[Notification] = []
+        self.asked: list[Any] = []
+
+    def dispatch(self, conn: Connection, request: Request) -> Any:
+        if request.method == "echo":
+            return Reply(request.params)
+        if request.method == "fail":
+            raise RpcError("nope", data={"why": 1})
+        if request.method == "boom":
+
+            async def boom() -> None:
+                raise RuntimeError("secret sk-abcdefghijklmnop leaked?")
+
+            return boom
+        if request.method == "slow":
+
+            async def slow() -> str:
+                await self.release.wait()
+                return "slow done"
+
+            return slow
+        if request.method == "ask":
+
+            async def ask() -> Any:
+                try:
+                    return await conn.send_request("client/thing", {"q": 1}, timeout=request.params)
+                except (ClientReturnedError, RequestTimeout, ConnectionClosed) as exc:
+                    self.asked.append(exc)
+                    raise RpcError(type(exc).__name__) from None
+
+            return ask
+        raise RpcError("unknown")
+
+    def notification(self, conn: Connection, notification: Notification) -> None:
+        self.notifications.append(notification)
+
+
+async def start(
+    nursery: trio.Nursery, limits: Limits | None = None
+) -> tuple[Connection, MemoryClient, FakeDispatcher]:
+    transport, client = memory_transport_pair()
+    dispatcher = FakeDispatcher()
+    conn: Connection = await nursery.start(Connection(transport, dispatcher, limits=limits).serve)
+    return conn, client, dispatcher
+
+
+async def test_ids_are_echoed_and_jsonrpc_field_is_accepted_but_not_sent(nursery: trio.Nursery) -> None:
+    _, client, _ = await start(nursery)
+    await client.send({"jsonrpc": "2.0", "id": "abc-1", "method": "echo", "params": {"x": 1}})
+    assert await client.receive() == {"id": "abc-1", "result": {"x": 1}}
+    await client.send({"id": 7, "method": "echo", "params": [1]})
+    assert await client.receive() == {"id": 7, "result": [1]}
+
+
+async def test_blank_lines_and_garbage_get_no_answer_and_do_not_disturb(nursery: trio.Nursery) -> None:
+    _, client, dispatcher = await start(nursery)
+    await client.send_raw(b'\n\n   \n{not json\n[1,2]\n"str"\n{"foo":1}\n{"id":77}\n\xff\xfe\n')
+    await client.send({"method": "some/notification", "params": {"a": 1}})
+    await client.send({"id": 1, "method": "echo", "params": "ok"})
+    assert await client.receive() == {"id": 1, "result": "ok"}
+    assert dispatcher.notifications == [Notification("some/notification", {"a": 1})]
+
+
+async def test_a_16_mib_line_is_accepted(nursery: trio.Nursery) -> None:
+    _, client, _ = await start(nursery)
+    big = "x" * (16 * 1024 * 1024 + 10)
+    async with trio.open_nursery() as inner:
+        inner.start_soon(client.send, {"id": 1, "method": "echo", "params": big})
+        reply = await client.receive(timeout=30)
+    assert reply["result"] == big
+
+
+async def test_a_slow_handler_does_not_block_other_requests(
+    nursery: trio.Nursery, autojump_clock: Any
+) -> None:
+    _, client, dispatcher = await start(nursery)
+    await client.request(1, "slow")
+    await client.request(2, "echo", "fast")
+    assert await client.receive() == {"id": 2, "result": "fast"}
+    dispatcher.release.set()
+    assert await client.receive() == {"id": 1, "result": "slow done"}
+
+
+async def test_rpc_errors_become_error_responses(nursery: trio.Nursery) -> None:
+    _, client, _ = await start(nursery)
+    assert await client.call(3, "fail") == {
+        "error": {"code": -32600, "message": "nope", "data": {"why": 1}},
+        "id": 3,
+    }
+
+
+async def test_an_exception_in_a_handler_leaks_nothing_and_the_connection_stays_up(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, client, _ = await start(nursery)
+    reply = await client.call(4, "boom")
+    assert reply == {"error": {"code": -32603, "message": "Internal error"}, "id": 4}
+    assert await client.call(5, "echo", 1) == {"id": 5, "result": 1}
+    assert "RuntimeError" in caplog.text  # the traceback goes to the log
+
+
+async def test_server_request_gets_the_client_result(nursery: trio.Nursery) -> None:
+    _, client, _ = await start(nursery)
+    await client.request("r", "ask", 5)
+    asked = await client.receive()
+    assert asked == {"id": 0, "method": "client/thing", "params": {"q": 1}}
+    await client.send({"id": 0, "result": {"answer": 42}})
+    assert await client.receive() == {"id": "r", "result": {"answer": 42}}
+
+
+async def test_server_request_error_reply_raises_a_typed_error(nursery: trio.Nursery) -> None:
+    _, client, dispatcher = await start(nursery)
+    await client.request("r", "ask", 5)
+    asked = await client.receive()
+    await client.send({"id": asked["id"], "error": {"code": -32000, "message": "denied"}})
+    assert (await client.receive())["error"]["message"] == "ClientReturnedError"
+    (err,) = dispatcher.asked
+    assert isinstance(err, ClientReturnedError)
+    assert (err.code, err.message) == (-32000, "denied")
+
+
+async def test_server_request_times_out_at_its_deadline_and_late_replies_are_dropped(
+    nursery: trio.Nursery, autojump_clock: Any
+) -> None:
+    _, client, _dispatcher = await start(nursery)
+    await client.request("r", "ask", 10)
+    asked = await client.receive()
+    started = trio.current_time()
+    reply = await client.receive(timeout=60)
+    assert reply["error"]["message"] == "RequestTimeout"
+    assert trio.current_time() - started == pytest.approx(10)
+    # A late answer to the expired request is ignored; the connection goes on.
+    await client.send({"id": asked["id"], "result": {}})
+    assert await client.call(9, "echo", "still here") == {"id": 9, "result": "still here"}
+    # The next server request uses the next id.
+    await client.request("r2", "ask", 10)
+    assert (await client.receive())["id"] == asked["id"] + 1
+
+
+async def test_pending_requests_fail_at_once_when_the_client_goes_away(autojump_clock: Any) -> None:
+    transport, client = memory_transport_pair()
+    dispatcher = FakeDispatcher()
+    conn = Connection(transport, dispatcher)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(conn.serve)
+        await client.request("r", "ask", 1000)
+        await client.receive()
+        started = trio.current_time()
+        await client.close()
+        with trio.fail_after(5):
+            await conn.closed.wait()
+    assert trio.current_time() - started < 1
+    (err,) = dispatcher.asked
+    assert isinstance(err, ConnectionClosed)
+    with pytest.raises(ConnectionClosed):
+        await conn.send_request("client/thing", None, timeout=1)
+
+
+async def test_requests_beyond_the_in_flight_limit_are_refused_as_overloaded(
+    nursery: trio.Nursery, autojump_clock: Any
+) -> None:
+    _, client, dispatcher = await start(nursery, Limits(max_in_flight=2))
+    for i in range(3):
+        await client.request(i, "slow")
+    assert await client.receive() == {
+        "error": {"code": -32001, "message": "Server overloaded; retry later."},
+        "id": 2,
+    }
+    dispatcher.release.set()
+    replies = {json.dumps(await client.receive()) for _ in range(2)}
+    assert replies == {json.dumps({"id": i, "result": "slow done"}) for i in range(2)}
+    assert await client.call(5, "slow") == {"id": 5, "result": "slow done"}
+
+
+async def test_end_of_input_answers_what_was_read_then_cancels_the_rest(autojump_clock: Any) -> None:
+    transport, client = memory_transport_pair()
+    dispatcher = FakeDispatcher()
+    conn = Connection(transport, dispatcher, limits=Limits(close_grace=0.5))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(conn.serve)
+        await client.request(1, "echo", "answered")
+        await client.request(2, "slow")  # never released: cancelled after the grace
+        await client.close()
+        started = trio.current_time()
+        assert await client.receive() == {"id": 1, "result": "answered"}
+        with trio.fail_after(5):
+            await conn.closed.wait()
+    assert trio.current_time() - started <= 1.0
+
+
+async def test_notifications_opted_out_are_not_sent(nursery: trio.Nursery) -> None:
+    conn, client, _ = await start(nursery)
+    conn.suppressed_notifications = frozenset({"noisy"})
+    await conn.notify("noisy", {"a": 1})
+    await conn.notify("wanted", {"b": 2})
+    assert await client.receive() == {"method": "wanted", "params": {"b": 2}}
