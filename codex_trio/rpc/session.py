@@ -79,8 +79,8 @@ class Limits:
     write_batch: int = 256
     # After the client closes its side: how long requests already read may run to get their answer out.
     close_grace: float = 0.5
-    # When set, a client that leaves the outbound queue full this long is disconnected instead of
-    # slowing down whoever emits (used by shared transports such as websockets).
+    # When set, a client that leaves the outbound queue full this long (0: at once) is disconnected
+    # instead of slowing down whoever emits (for shared transports such as websockets).
     slow_reader_timeout: float | None = None
 
 
@@ -204,6 +204,14 @@ class Connection:
         return pending.result
 
     async def _enqueue(self, data: bytes) -> None:
+        try:
+            self._send_out.send_nowait(data)
+            return
+        except trio.WouldBlock:
+            pass
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise ConnectionClosed() from None
+        # The queue is full: the client reads slower than we write.
         slow = self.limits.slow_reader_timeout
         try:
             if slow is None:
@@ -211,12 +219,12 @@ class Connection:
                 return
             with trio.move_on_after(slow) as scope:
                 await self._send_out.send(data)
-            if scope.cancelled_caught:
-                log.warning("%s: client stopped reading; disconnecting it", self.name)
-                self.close()
-                raise ConnectionClosed()
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise ConnectionClosed() from None
+        if scope.cancelled_caught:
+            log.warning("%s: client stopped reading; disconnecting it", self.name)
+            self.close()
+            raise ConnectionClosed()
 
     async def _respond(self, request_id: RequestId, result: JsonValue) -> None:
         await self._enqueue(encode({"id": request_id, "result": result}))
