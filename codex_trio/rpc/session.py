@@ -50,9 +50,15 @@ Deferred = Callable[[], Awaitable[JsonValue]]
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """A result the dispatcher could compute at once, written in the order requests arrived."""
+    """A result, with what must happen right after it is queued.
+
+    Returned by ``dispatch`` it answers at once, in the order requests arrived; a deferred handler may
+    return one too. ``after`` runs once the response is queued, so notifications it sends (the
+    reference's ``thread/started`` after the thread/start result) can never overtake the response.
+    """
 
     result: JsonValue
+    after: Callable[[], Awaitable[None]] | None = None
 
 
 class Dispatcher(Protocol):
@@ -229,6 +235,18 @@ class Connection:
     async def _respond(self, request_id: RequestId, result: JsonValue) -> None:
         await self._enqueue(encode({"id": request_id, "result": result}))
 
+    async def _respond_reply(self, request_id: RequestId, reply: Reply) -> None:
+        await self._respond(request_id, reply.result)
+        if reply.after is None:
+            return
+        try:
+            await reply.after()
+        except ConnectionClosed:
+            raise
+        except Exception:
+            # The client already has its answer; a failure here is ours to log, not theirs to see.
+            log.exception("%s: follow-up of a reply failed", self.name)
+
     async def _respond_error(self, request_id: RequestId, error: RpcError) -> None:
         await self._enqueue(encode({"error": error.to_wire(), "id": request_id}))
 
@@ -293,7 +311,7 @@ class Connection:
             await self._respond_error(request.id, RpcError("Internal error", code=INTERNAL_ERROR))
             return
         if isinstance(outcome, Reply):
-            await self._respond(request.id, outcome.result)
+            await self._respond_reply(request.id, outcome)
             return
         if self._in_flight >= self.limits.max_in_flight:
             await self._respond_error(request.id, RpcError(OVERLOADED_MESSAGE, code=OVERLOADED))
@@ -316,7 +334,10 @@ class Connection:
                 log.exception("%s: %s failed", self.name, request.method)
                 await self._respond_error(request.id, RpcError("Internal error", code=INTERNAL_ERROR))
             else:
-                await self._respond(request.id, result)
+                if isinstance(result, Reply):
+                    await self._respond_reply(request.id, result)
+                else:
+                    await self._respond(request.id, result)
         except ConnectionClosed:
             pass
         finally:
