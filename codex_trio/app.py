@@ -13,10 +13,14 @@ from typing import Any
 
 import trio
 
+from .core.config import ConfigError, find_codex_home, load_config, parse_cli_overrides
 from .processors.initialize import InitializeProcessor
+from .processors.threads import ThreadsProcessor
+from .processors.turns import TurnsProcessor
 from .router import Method, Router
 from .rpc.messages import Notification, Request
 from .rpc.session import Connection, Deferred, Limits, Reply
+from .thread_manager import ThreadManager
 
 log = logging.getLogger(__name__)
 
@@ -26,19 +30,53 @@ class ServerOptions:
     env: Mapping[str, str]
     cli_overrides: list[str] = field(default_factory=list)
     limits: Limits = field(default_factory=Limits)
+    # Turns outlive the connection that started them (websocket); on stdio they end with it.
+    turns_outlive_connection: bool = False
 
 
 class AppServer:
     def __init__(self, options: ServerOptions) -> None:
         self.options = options
         self.env = options.env
-        self.processors: list[Any] = [InitializeProcessor(self)]
+        self.codex_home = find_codex_home(options.env)
+        config, error = None, None
+        try:
+            config = load_config(
+                self.codex_home,
+                cli_overrides=parse_cli_overrides(options.cli_overrides),
+                env=options.env,
+            )
+        except ConfigError as exc:
+            # Like the reference: the server still starts, and thread/start reports the problem.
+            log.error("invalid configuration: %s", exc)
+            error = exc
+        self.config = config
+        self.threads = ThreadManager(
+            env=options.env, codex_home=self.codex_home, base_config=config, config_error=error
+        )
+        self.processors: list[Any] = [
+            InitializeProcessor(self),
+            ThreadsProcessor(self),
+            TurnsProcessor(self),
+        ]
         methods: list[Method] = []
         for processor in self.processors:
             methods.extend(processor.methods())
         self.router = Router(methods)
         # Live client sessions: broadcasts (account/updated, thread events) go to these.
         self.sessions: set[ClientSession] = set()
+
+    async def run(self, *, task_status: trio.TaskStatus[AppServer] = trio.TASK_STATUS_IGNORED) -> None:
+        """Hold what outlives connections (the HTTP client; turns when they outlive connections)."""
+        try:
+            async with trio.open_nursery() as nursery:
+                if self.options.turns_outlive_connection:
+                    self.threads.nursery = nursery
+                task_status.started(self)
+                await trio.sleep_forever()
+        finally:
+            self.threads.nursery = None
+            await self.threads.aclose()
 
     def new_session(self) -> ClientSession:
         return ClientSession(self)
@@ -59,6 +97,7 @@ class AppServer:
             await conn.serve(task_status=task_status)
         finally:
             self.sessions.discard(session)
+            self.threads.drop_connection(conn)
 
 
 class ClientSession:

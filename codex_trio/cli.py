@@ -94,15 +94,17 @@ async def _watch_parent(cancel_scope: trio.CancelScope, parent: int, interval: f
 
 
 async def serve_app_server(options: ServerOptions, listen: str) -> None:
+    # Checked before the nursery opens: raised inside it, the error would reach main() wrapped in an
+    # ExceptionGroup, escape `except UsageError` and end as a traceback with status 1.
+    if listen != "stdio://":
+        raise UsageError(f"unsupported --listen URL {listen!r}: expected stdio://")
     app = AppServer(options)
     parent = os.getppid()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_watch_signals, nursery.cancel_scope)
         nursery.start_soon(_watch_parent, nursery.cancel_scope, parent)
-        if listen == "stdio://":
-            await app.serve_transport(open_stdio_transport(), name="stdio")
-        else:
-            raise UsageError(f"unsupported --listen URL {listen!r}: expected stdio://")
+        await nursery.start(app.run)
+        await app.serve_transport(open_stdio_transport(), name="stdio")
         nursery.cancel_scope.cancel()
 
 

@@ -82,7 +82,8 @@ class Router:
             raise RpcError(f"{name} is not supported by codex-trio")
         ctx = RequestContext(conn, session, request.id)
         if method.inline:
-            return Reply(method.handler(ctx, params))
+            result = method.handler(ctx, params)
+            return result if isinstance(result, Reply) else Reply(result)
 
         async def run() -> JsonValue:
             return await method.handler(ctx, params)

@@ -214,3 +214,23 @@ async def test_notifications_opted_out_are_not_sent(nursery: trio.Nursery) -> No
     await conn.notify("noisy", {"a": 1})
     await conn.notify("wanted", {"b": 2})
     assert await client.receive() == {"method": "wanted", "params": {"b": 2}}
+
+
+async def test_a_result_that_is_not_json_becomes_an_internal_error(nursery: trio.Nursery) -> None:
+    _, client, _ = await start(nursery)
+    await client.send({"id": 1, "method": "echo", "params": None})
+    assert await client.receive() == {"id": 1, "result": None}
+    conn_dispatcher = FakeDispatcher()
+    transport, client2 = memory_transport_pair()
+
+    class Unencodable(FakeDispatcher):
+        def dispatch(self, conn: Connection, request: Request) -> Any:
+            return Reply({"value": object()})
+
+    del conn_dispatcher
+    await nursery.start(Connection(transport, Unencodable()).serve)
+    assert await client2.call(7, "anything") == {
+        "error": {"code": -32603, "message": "Internal error"},
+        "id": 7,
+    }
+    assert await client2.call(8, "again") == {"error": {"code": -32603, "message": "Internal error"}, "id": 8}

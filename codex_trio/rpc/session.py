@@ -233,7 +233,13 @@ class Connection:
             raise ConnectionClosed()
 
     async def _respond(self, request_id: RequestId, result: JsonValue) -> None:
-        await self._enqueue(encode({"id": request_id, "result": result}))
+        try:
+            data = encode({"id": request_id, "result": result})
+        except (TypeError, ValueError):
+            # A handler bug must cost one request, not the connection.
+            log.exception("%s: result of request %r is not JSON", self.name, request_id)
+            data = encode({"error": {"code": INTERNAL_ERROR, "message": "Internal error"}, "id": request_id})
+        await self._enqueue(data)
 
     async def _respond_reply(self, request_id: RequestId, reply: Reply) -> None:
         await self._respond(request_id, reply.result)

@@ -1,0 +1,393 @@
+"""Loaded threads and who hears about them.
+
+The manager builds ``CodexThread``s (new, resumed, forked), gives each a sink that projects its events
+(legacy ``codex/event/*`` then v2) once and fans the notifications out to the subscribed connections,
+and records each thread's rollout.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import trio
+
+from . import REFERENCE_VERSION
+from .core import events as ev
+from .core import rollout as ro
+from .core.auth import auth_for_provider
+from .core.config import Config, ConfigError
+from .core.instructions import BASE_INSTRUCTIONS, initial_context
+from .core.model_client import ModelClient, make_http_client
+from .core.thread import CodexThread, TurnSettings
+from .core.thread_store import ThreadStore, ThreadSummary
+from .processors.projection import ProjectionState, legacy_notification, project, v2_notifications
+from .rpc.errors import ConnectionClosed, RpcError
+from .rpc.session import Connection
+
+if TYPE_CHECKING:
+    from .app import ClientSession
+
+log = logging.getLogger(__name__)
+
+Notification = tuple[str, dict[str, Any]]
+
+
+def sandbox_policy_v2(config: Config) -> dict[str, Any]:
+    if config.sandbox_mode == "read-only":
+        return {"type": "readOnly"}
+    if config.sandbox_mode == "workspace-write":
+        ws = config.sandbox_workspace_write
+        return {
+            "type": "workspaceWrite",
+            "writableRoots": [str(p) for p in ws.writable_roots],
+            "networkAccess": ws.network_access,
+            "excludeTmpdirEnvVar": ws.exclude_tmpdir_env_var,
+            "excludeSlashTmp": ws.exclude_slash_tmp,
+        }
+    return {"type": "dangerFullAccess"}
+
+
+def settings_from_config(config: Config) -> TurnSettings:
+    return TurnSettings(
+        model=config.model,
+        model_provider=config.model_provider_id,
+        cwd=config.cwd,
+        approval_policy=config.approval_policy,
+        sandbox_policy=sandbox_policy_v2(config),
+        effort=config.model_reasoning_effort,
+        summary=config.model_reasoning_summary,
+        personality=config.personality,
+    )
+
+
+class RolloutRecorder:
+    def __init__(self, writer: ro.RolloutWriter) -> None:
+        self.writer = writer
+
+    def record_items(self, items: list[dict[str, Any]]) -> None:
+        self.writer.append(ro.response_item(i) for i in items if ro.is_persisted(ro.response_item(i)))
+
+    def record_event(self, msg: dict[str, Any]) -> None:
+        self.writer.append([ro.event_msg(msg)])
+
+    def record_turn_context(self, context: dict[str, Any]) -> None:
+        self.writer.append([ro.turn_context(context)])
+
+
+class NullRecorder:
+    """An ephemeral thread keeps nothing on disk."""
+
+    def record_items(self, items: list[dict[str, Any]]) -> None:
+        pass
+
+    def record_event(self, msg: dict[str, Any]) -> None:
+        pass
+
+    def record_turn_context(self, context: dict[str, Any]) -> None:
+        pass
+
+
+@dataclass
+class LoadedThread:
+    thread: CodexThread
+    config: Config
+    created_at: int
+    path: Path | None
+    cli_version: str
+    source: Any
+    preview: str
+    projection: ProjectionState
+    # Connections that receive this thread's notifications.
+    subscribers: list[Connection] = field(default_factory=list)
+    # The interrupt that is waiting to answer between turn_aborted and turn/completed.
+    interrupt_ack: trio.Event | None = None
+    abort_emitted: trio.Event | None = None
+
+    @property
+    def id(self) -> str:
+        return self.thread.id
+
+    def to_thread(self, turns: Sequence[Any] = ()) -> dict[str, Any]:
+        return {
+            "id": self.thread.id,
+            "preview": self.preview,
+            "modelProvider": self.config.model_provider_id,
+            "createdAt": self.created_at,
+            "updatedAt": self._updated_at(),
+            "path": str(self.path) if self.path else None,
+            "cwd": str(self.thread.settings.cwd),
+            "cliVersion": self.cli_version,
+            "source": self.source,
+            "gitInfo": None,
+            "turns": list(turns),
+        }
+
+    def _updated_at(self) -> int:
+        if self.path is not None:
+            try:
+                return int(self.path.stat().st_mtime)
+            except OSError:
+                pass
+        return self.created_at
+
+
+class ThreadManager:
+    def __init__(self, *, env: Mapping[str, str], codex_home: Path, base_config: Config | None,
+                 config_error: ConfigError | None) -> None:
+        self.env = env
+        self.codex_home = codex_home
+        self.base_config = base_config
+        self.config_error = config_error
+        self.store = ThreadStore(codex_home)
+        self.threads: dict[str, LoadedThread] = {}
+        self._http: httpx.AsyncClient | None = None
+        # Where turns run when they must outlive the request that started them.
+        self.nursery: trio.Nursery | None = None
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = make_http_client()
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            with trio.CancelScope(shield=True) as scope:
+                scope.deadline = trio.current_time() + 1
+                await self._http.aclose()
+
+    # ---- config ----------------------------------------------------------------------------
+
+    def derive_config(self, params: Mapping[str, Any]) -> Config:
+        if self.base_config is None:
+            raise RpcError(f"error deriving config: {self.config_error}")
+        cwd = params.get("cwd")
+        try:
+            return self.base_config.derive(
+                params.get("config") or {},
+                model=params.get("model"),
+                model_provider=params.get("modelProvider"),
+                cwd=Path(cwd) if cwd else None,
+                approval_policy=params.get("approvalPolicy"),
+                sandbox_mode=params.get("sandbox"),
+                base_instructions=params.get("baseInstructions"),
+                developer_instructions=params.get("developerInstructions"),
+                personality=params.get("personality"),
+            )
+        except ConfigError as exc:
+            raise RpcError(f"error deriving config: {exc}") from None
+
+    def default_provider(self) -> str:
+        return self.base_config.model_provider_id if self.base_config else "openai"
+
+    # ---- threads ---------------------------------------------------------------------------
+
+    def get(self, thread_id: str) -> LoadedThread | None:
+        return self.threads.get(thread_id)
+
+    def _build(
+        self,
+        *,
+        thread_id: str,
+        config: Config,
+        session: ClientSession,
+        history: list[dict[str, Any]],
+        recorder: Any,
+        created_at: int,
+        path: Path | None,
+        preview: str,
+        cli_version: str = REFERENCE_VERSION,
+    ) -> LoadedThread:
+        provider = config.model_provider
+        client = ModelClient(
+            provider,
+            http=self.http,
+            auth=auth_for_provider(provider, env=self.env, codex_home=self.codex_home),
+            originator=session.originator,
+            user_agent=session.user_agent or session.originator,
+            environ=self.env,
+        )
+        loaded: LoadedThread | None = None
+
+        async def sink(turn_id: str, msg: ev.EventMsg) -> None:
+            assert loaded is not None
+            await self._fan_out(loaded, turn_id, msg)
+
+        thread = CodexThread(
+            thread_id=thread_id,
+            settings=settings_from_config(config),
+            base_instructions=config.base_instructions or BASE_INSTRUCTIONS,
+            history=history,
+            recorder=recorder,
+            sink=sink,
+            model_stream=client.stream,
+            stream_max_retries=provider.stream_max_retries,
+        )
+        loaded = LoadedThread(
+            thread=thread,
+            config=config,
+            created_at=created_at,
+            path=path,
+            cli_version=cli_version,
+            source="vscode",
+            preview=preview,
+            projection=ProjectionState(thread_id),
+        )
+        self.threads[thread_id] = loaded
+        return loaded
+
+    def initial_context(self, config: Config) -> list[dict[str, Any]]:
+        return initial_context(
+            cwd=config.cwd,
+            sandbox_mode=config.sandbox_mode,
+            approval_policy=config.approval_policy,
+            network_access=config.sandbox_workspace_write.network_access,
+            developer_instructions=config.developer_instructions,
+            user_instructions=None,
+        )
+
+    def start_thread(self, config: Config, session: ClientSession, *, ephemeral: bool) -> LoadedThread:
+        now = ro.utc_now()
+        thread_id = ro.new_thread_id(now)
+        base = config.base_instructions or BASE_INSTRUCTIONS
+        recorder: Any = NullRecorder()
+        path = None
+        if not ephemeral:
+            writer = ro.RolloutWriter.create(
+                self.codex_home,
+                thread_id,
+                ro.SessionMetaFields(
+                    cwd=str(config.cwd),
+                    originator=session.originator,
+                    cli_version=REFERENCE_VERSION,
+                    model_provider=config.model_provider_id,
+                    base_instructions=base,
+                ),
+                created=now,
+            )
+            recorder = RolloutRecorder(writer)
+            path = writer.path
+        history = self.initial_context(config)
+        recorder.record_items(history)
+        return self._build(
+            thread_id=thread_id,
+            config=config,
+            session=session,
+            history=history,
+            recorder=recorder,
+            created_at=int(now.timestamp()),
+            path=path,
+            preview="",
+        )
+
+    async def resume_thread(
+        self, path: Path, summary: ThreadSummary, config: Config, session: ClientSession
+    ) -> tuple[LoadedThread, list[Any]]:
+        rollout = await ro.aread_rollout(path)
+        history = ro.history_for_resume(rollout, initial_context=self.initial_context(config))
+        turns = ro.reconstruct_turns(rollout)
+        writer = ro.RolloutWriter.open_existing(path)
+        recorder = RolloutRecorder(writer)
+        recorder.record_items(self.initial_context(config))
+        loaded = self._build(
+            thread_id=summary.id,
+            config=config,
+            session=session,
+            history=history,
+            recorder=recorder,
+            created_at=summary.created_at,
+            path=path,
+            preview=summary.preview,
+            cli_version=summary.cli_version,
+        )
+        return loaded, turns
+
+    async def fork_thread(
+        self, path: Path, summary: ThreadSummary, config: Config, session: ClientSession
+    ) -> tuple[LoadedThread, list[Any]]:
+        parent = await ro.aread_rollout(path)
+        now = ro.utc_now()
+        thread_id = ro.new_thread_id(now)
+        writer = ro.fork_rollout(
+            self.codex_home,
+            parent,
+            thread_id=thread_id,
+            fields=ro.SessionMetaFields(
+                cwd=str(config.cwd),
+                originator=session.originator,
+                cli_version=REFERENCE_VERSION,
+                model_provider=config.model_provider_id,
+                base_instructions=config.base_instructions or BASE_INSTRUCTIONS,
+            ),
+            created=now,
+        )
+        recorder = RolloutRecorder(writer)
+        context = self.initial_context(config)
+        history = ro.history_for_resume(parent, initial_context=context)
+        recorder.record_items(context)
+        loaded = self._build(
+            thread_id=thread_id,
+            config=config,
+            session=session,
+            history=history,
+            recorder=recorder,
+            created_at=int(now.timestamp()),
+            path=writer.path,
+            preview=summary.preview,
+        )
+        return loaded, ro.reconstruct_turns(parent)
+
+    def unload(self, thread_id: str) -> None:
+        loaded = self.threads.pop(thread_id, None)
+        if loaded is not None and isinstance(loaded.thread.recorder, RolloutRecorder):
+            loaded.thread.recorder.writer.close()
+
+    def subscribe(self, loaded: LoadedThread, conn: Connection) -> None:
+        if conn not in loaded.subscribers:
+            loaded.subscribers.append(conn)
+
+    def drop_connection(self, conn: Connection) -> None:
+        for loaded in self.threads.values():
+            if conn in loaded.subscribers:
+                loaded.subscribers.remove(conn)
+
+    # ---- fan-out ---------------------------------------------------------------------------
+
+    async def broadcast(self, loaded: LoadedThread, notes: Sequence[Notification]) -> None:
+        for conn in list(loaded.subscribers):
+            try:
+                for method, params in notes:
+                    await conn.notify(method, params)
+            except ConnectionClosed:
+                if conn in loaded.subscribers:
+                    loaded.subscribers.remove(conn)
+
+    async def _fan_out(self, loaded: LoadedThread, turn_id: str, msg: ev.EventMsg) -> None:
+        if msg["type"] == "user_message" and not loaded.preview:
+            loaded.preview = ro.preview_from_first_message(msg["message"])
+        if msg["type"] == "turn_aborted" and loaded.interrupt_ack is not None:
+            # The reference answers turn/interrupt between the legacy event and turn/completed.
+            await self.broadcast(loaded, [legacy_notification(loaded.id, turn_id, msg)])
+            if loaded.abort_emitted is not None:
+                loaded.abort_emitted.set()
+            with trio.move_on_after(5):
+                await loaded.interrupt_ack.wait()
+            loaded.interrupt_ack = loaded.abort_emitted = None
+            await self.broadcast(loaded, v2_notifications(loaded.projection, turn_id, msg))
+            return
+        await self.broadcast(loaded, project(loaded.projection, turn_id, msg))
+
+    def start_turn_task(
+        self, conn: Connection, fn: Callable[..., Awaitable[Any]], *args: Any
+    ) -> None:
+        # A turn belongs to the connection that started it (stdio: closing it cancels the turn) unless
+        # the server runs turns in its own nursery (websocket: turns outlive a dropped connection).
+        if self.nursery is not None:
+            self.nursery.start_soon(fn, *args)
+        else:
+            conn.start_soon(fn, *args)
