@@ -98,7 +98,11 @@ class ThreadsProcessor:
     async def _stored_path(self, thread_id: str, path: str | None) -> Path:
         if path:
             candidate = Path(path)
-            if not candidate.is_absolute() or candidate.suffix != ".jsonl" or not candidate.is_file():
+            if (
+                not candidate.is_absolute()
+                or candidate.suffix != ".jsonl"
+                or not await trio.Path(candidate).is_file()
+            ):
                 raise RpcError(f"no rollout found for thread id {thread_id}")
             return candidate
         found = await self.manager.store.find_rollout(thread_id)
@@ -114,7 +118,9 @@ class ThreadsProcessor:
             turns = await self._turns_of(loaded)
             return self._response(loaded, turns)
         path = await self._stored_path(thread_id, params["path"])
-        summary = await self.manager.store.read_summary(path, default_provider=self.manager.default_provider())
+        summary = await self.manager.store.read_summary(
+            path, default_provider=self.manager.default_provider()
+        )
         config = self.manager.derive_config({**params, "cwd": params["cwd"] or summary.cwd})
         loaded, turns = await self.manager.resume_thread(path, summary, config, ctx.session)
         self.manager.subscribe(loaded, ctx.conn)
@@ -126,7 +132,9 @@ class ThreadsProcessor:
         path = loaded.path if loaded is not None and loaded.path else None
         if path is None:
             path = await self._stored_path(thread_id, params["path"])
-        summary = await self.manager.store.read_summary(path, default_provider=self.manager.default_provider())
+        summary = await self.manager.store.read_summary(
+            path, default_provider=self.manager.default_provider()
+        )
         config = self.manager.derive_config({**params, "cwd": params["cwd"] or summary.cwd})
         forked, turns = await self.manager.fork_thread(path, summary, config, ctx.session)
         self.manager.subscribe(forked, ctx.conn)
