@@ -60,6 +60,21 @@ def build_parser() -> argparse.ArgumentParser:
             "may be repeated"
         ),
     )
+    demo = sub.add_parser(
+        "demo",
+        help="run one turn through the real server and print it (offline by default)",
+        description=(
+            "Start `codex-trio app-server` as a subprocess, as an editor would, and drive one turn "
+            "through the protocol: initialize, thread/start, turn/start, printing the streamed reply. "
+            "By default the model is the bundled local mock (no account, no network)."
+        ),
+    )
+    demo.add_argument("prompt", nargs="?", default=None, help="what to ask (default: a greeting)")
+    demo.add_argument(
+        "--openai",
+        action="store_true",
+        help="use the real OpenAI API with OPENAI_API_KEY and your CODEX_HOME instead of the mock",
+    )
     return parser
 
 
@@ -127,4 +142,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             pass
         return 0
+    if args.command == "demo":
+        from .demo import DEFAULT_PROMPT, DemoError, run_demo
+
+        try:
+            return trio.run(lambda: run_demo(args.prompt or DEFAULT_PROMPT, use_openai=args.openai))
+        except DemoError as exc:
+            print(f"codex-trio demo: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return 130
     return 2
