@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -167,14 +169,14 @@ async def run_demo(
             command = [sys.executable, "-m", "codex_trio", "app-server"]
             async with trio.open_nursery() as nursery:
                 proc: trio.Process = await nursery.start(
-                    lambda task_status: trio.run_process(
+                    partial(
+                        trio.run_process,
                         command,
-                        stdin=-1,
-                        stdout=-1,
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
                         env=server_env,
                         cwd=workdir,
                         check=False,
-                        task_status=task_status,
                     )
                 )
                 client = _Client(proc)
