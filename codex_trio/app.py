@@ -86,11 +86,12 @@ class AppServer:
         transport: Any,
         *,
         name: str = "client",
+        limits: Limits | None = None,
         task_status: trio.TaskStatus[Connection] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Serve one client over ``transport`` until it goes away."""
         session = self.new_session()
-        conn = Connection(transport, session, limits=self.options.limits, name=name)
+        conn = Connection(transport, session, limits=limits or self.options.limits, name=name)
         session.conn = conn
         self.sessions.add(session)
         try:

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from functools import partial
 
 import trio
 
@@ -15,6 +16,14 @@ from . import REFERENCE_VERSION, __version__
 from .app import AppServer, ServerOptions
 from .logs import setup_logging
 from .transport.stdio import open_stdio_transport
+from .ws_server import (
+    WebSocketConfigError,
+    WebSocketOptions,
+    add_websocket_arguments,
+    serve_websocket,
+    websocket_flags_used,
+    websocket_options_from_args,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--listen",
         default="stdio://",
         metavar="URL",
-        help="where to serve: stdio:// (default: the parent talks on stdin/stdout)",
+        help=(
+            "where to serve: stdio:// (default: the parent talks on stdin/stdout), ws://HOST:PORT, "
+            "or wss://HOST:PORT (with --tls-cert/--tls-key); port 0 picks a free port"
+        ),
     )
+    add_websocket_arguments(server)
     server.add_argument(
         "-c",
         "--config",
@@ -108,17 +121,19 @@ async def _watch_parent(cancel_scope: trio.CancelScope, parent: int, interval: f
     cancel_scope.cancel()
 
 
-async def serve_app_server(options: ServerOptions, listen: str) -> None:
-    # Checked before the nursery opens: raised inside it, the error would reach main() wrapped in an
-    # ExceptionGroup, escape `except UsageError` and end as a traceback with status 1.
-    if listen != "stdio://":
-        raise UsageError(f"unsupported --listen URL {listen!r}: expected stdio://")
+async def serve_app_server(
+    options: ServerOptions, listen: str, ws_options: WebSocketOptions | None = None
+) -> None:
     app = AppServer(options)
     parent = os.getppid()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_watch_signals, nursery.cancel_scope)
         nursery.start_soon(_watch_parent, nursery.cancel_scope, parent)
         await nursery.start(app.run)
+        if ws_options is not None:
+            bound = await nursery.start(partial(serve_websocket, app, ws_options))
+            print(f"codex-trio: listening on {bound.url}", file=sys.stderr, flush=True)
+            await trio.sleep_forever()
         await app.serve_transport(open_stdio_transport(), name="stdio")
         nursery.cancel_scope.cancel()
 
@@ -133,9 +148,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(env)
     if args.command == "app-server":
         _ask_for_parent_death_signal()
-        options = ServerOptions(env=env, cli_overrides=list(args.overrides))
+        # Checked before trio starts: raised inside a nursery, a usage error would surface wrapped in
+        # an ExceptionGroup and end as a traceback.
+        ws_options = None
         try:
-            trio.run(serve_app_server, options, args.listen)
+            if args.listen.startswith(("ws://", "wss://")):
+                ws_options = websocket_options_from_args(args, args.listen)
+            elif args.listen != "stdio://":
+                raise UsageError(f"unsupported --listen URL {args.listen!r}: expected stdio://, ws:// or wss://")
+            elif websocket_flags_used(args):
+                raise UsageError(f"{', '.join(websocket_flags_used(args))} only apply to ws:// and wss://")
+        except (UsageError, WebSocketConfigError) as exc:
+            print(f"codex-trio: {exc}", file=sys.stderr)
+            return 2
+        options = ServerOptions(
+            env=env,
+            cli_overrides=list(args.overrides),
+            # Over websocket a dropped connection must not end turns others may be watching.
+            turns_outlive_connection=ws_options is not None,
+        )
+        try:
+            trio.run(serve_app_server, options, args.listen, ws_options)
         except UsageError as exc:
             print(f"codex-trio: {exc}", file=sys.stderr)
             return 2
