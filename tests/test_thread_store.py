@@ -1,0 +1,434 @@
+"""The thread store against the reference's recorded answers, and under change by other processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fixtures.reference_rollouts import helpers
+
+from codex_trio.core import thread_store as ts
+from codex_trio.core.rollout import (
+    RolloutWriter,
+    SessionMetaFields,
+    event_msg,
+    new_thread_id,
+    response_item,
+)
+from codex_trio.core.thread_store import RolloutReadError, ThreadStore, ThreadStoreError
+
+PROVIDER = helpers.DEFAULT_PROVIDER
+NOW_NS = 1_800_000_000 * 10**9
+
+
+def error(code: int, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+async def answer(store: ThreadStore, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """What a thread/list, thread/read or thread/resume handler built on the store answers."""
+    if method == "thread/list":
+        try:
+            page = await store.list_threads(
+                default_provider=PROVIDER,
+                cursor=params.get("cursor"),
+                limit=params.get("limit"),
+                sort_key=params.get("sortKey") or "created_at",
+                model_providers=params.get("modelProviders"),
+                source_kinds=params.get("sourceKinds"),
+                archived=bool(params.get("archived")),
+            )
+        except ThreadStoreError as exc:
+            return error(exc.code, exc.message)
+        return {"result": {"data": [t.to_thread() for t in page.threads], "nextCursor": page.next_cursor}}
+    thread_id = params["threadId"]
+    path = await store.find_rollout(thread_id)
+    if path is None:
+        if method == "thread/read":
+            return error(-32600, f"thread not loaded: {thread_id}")
+        return error(-32600, f"no rollout found for thread id {thread_id}")
+    include_turns = method == "thread/resume" or bool(params.get("includeTurns"))
+    try:
+        thread = await store.read_thread(path, default_provider=PROVIDER, include_turns=include_turns)
+    except RolloutReadError as exc:
+        return error(-32603, f"failed to load rollout `{path}` for thread {thread_id}: {exc}")
+    return {"result": {"thread": thread}}
+
+
+def recorded(set_name: str) -> list[tuple[str, dict[str, Any]]]:
+    return [(set_name, a) for a in helpers.answers()[set_name]["answers"]]
+
+
+ALL_RECORDED = recorded("main") + recorded("probes") + recorded("scan")
+
+
+@pytest.mark.parametrize(
+    ("set_name", "recorded_answer"), ALL_RECORDED, ids=[f"{s}-{a['label']}" for s, a in ALL_RECORDED]
+)
+async def test_answers_match_the_reference(
+    tmp_path: Path, set_name: str, recorded_answer: dict[str, Any]
+) -> None:
+    home, record = helpers.install(set_name, tmp_path)
+    expected = helpers.relocate(recorded_answer["response"], record["codex_home"], home)
+    expected.pop("id")
+    if recorded_answer["method"] == "thread/resume" and "result" in expected:
+        expected["result"] = {"thread": expected["result"]["thread"]}
+    store = ThreadStore(home)
+    assert await answer(store, recorded_answer["method"], recorded_answer["params"]) == expected
+
+
+async def test_paging_through_the_reference_threads_twice_reads_each_head_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, _ = helpers.install("main", tmp_path)
+    scans: list[str] = []
+    real_scan = ts.scan_list_head
+    monkeypatch.setattr(ts, "scan_list_head", lambda path: scans.append(path) or real_scan(path))
+    store = ThreadStore(home)
+    for _ in range(2):
+        seen, cursor = [], None
+        while True:
+            page = await store.list_threads(
+                default_provider=PROVIDER, cursor=cursor, limit=2, model_providers=[]
+            )
+            seen += [t.id for t in page.threads]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        ids = helpers.ids()
+        assert seen == [ids[k] for k in "ECAFG"]
+    assert sorted(scans) == sorted(set(scans))
+
+
+def write_thread(
+    home: Path,
+    created: datetime,
+    first_message: str | None,
+    *,
+    provider: str = PROVIDER,
+    thread_id: str | None = None,
+) -> Path:
+    tid = thread_id or new_thread_id(created)
+    fields = SessionMetaFields(cwd="/work", originator="test", cli_version="0.94.0", model_provider=provider)
+    with RolloutWriter.create(home, tid, fields, created=created, clock=lambda: created) as writer:
+        if first_message is not None:
+            writer.append(
+                [
+                    response_item(
+                        {
+                            "type": "message",
+                            "role": "user",
+                            "content": [{"type": "input_text", "text": first_message}],
+                        }
+                    ),
+                    event_msg(
+                        {
+                            "type": "user_message",
+                            "message": first_message,
+                            "images": [],
+                            "local_images": [],
+                            "text_elements": [],
+                        }
+                    ),
+                ]
+            )
+    return writer.path
+
+
+def age(path: Path, mtime: datetime) -> None:
+    """Give a file (and its directory) an old mtime, as files untouched for a while have."""
+    ns = int(mtime.timestamp()) * 10**9
+    os.utime(path, ns=(ns, ns))
+
+
+def age_tree(home: Path, mtime: datetime) -> None:
+    for directory, _, files in os.walk(home):
+        for name in files:
+            age(Path(directory) / name, mtime)
+        age(Path(directory), mtime)
+
+
+BASE = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
+
+
+async def list_ids(store: ThreadStore, **kwargs: Any) -> list[str]:
+    page = await store.list_threads(default_provider=PROVIDER, limit=100, **kwargs)
+    assert page.next_cursor is None
+    return [t.id for t in page.threads]
+
+
+def thread_id_of(path: Path) -> str:
+    return path.name[-len("00000000-0000-0000-0000-000000000000.jsonl") : -len(".jsonl")]
+
+
+async def test_changes_by_another_process_show_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path
+    a = write_thread(home, BASE, "first")
+    b = write_thread(home, BASE + timedelta(hours=1), "second")
+    c = write_thread(home, BASE + timedelta(days=1), "third")
+    age_tree(home, BASE + timedelta(days=2))
+    scans: list[str] = []
+    real_scan = ts.scan_list_head
+    monkeypatch.setattr(ts, "scan_list_head", lambda path: scans.append(path) or real_scan(path))
+    store = ThreadStore(home)
+    assert await list_ids(store) == [thread_id_of(p) for p in (c, b, a)]
+    assert len(scans) == 3
+
+    # Untouched files are served from the cache.
+    assert await list_ids(store) == [thread_id_of(p) for p in (c, b, a)]
+    assert len(scans) == 3
+
+    # Meanwhile, another process appends to a, deletes b, archives c and starts d.
+    with open(a, "ab") as handle:
+        handle.write(b'{"timestamp":"2026-03-03T00:00:00.000Z","type":"event_msg","payload":{"type":"x"}}\n')
+    age(a, BASE + timedelta(days=3))
+    b.unlink()
+    (home / "archived_sessions").mkdir()
+    os.rename(c, home / "archived_sessions" / c.name)
+    d = write_thread(home, BASE + timedelta(hours=2), "fourth")
+
+    page = await store.list_threads(default_provider=PROVIDER)
+    assert [t.id for t in page.threads] == [thread_id_of(d), thread_id_of(a)]
+    assert page.threads[1].updated_at == int((BASE + timedelta(days=3)).timestamp())
+    assert await list_ids(store, archived=True) == [thread_id_of(c)]
+    assert await list_ids(store, sort_key="updated_at") == [thread_id_of(d), thread_id_of(a)]
+
+
+async def test_a_new_process_starts_from_the_persisted_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = [write_thread(tmp_path, BASE + timedelta(minutes=i), f"message {i}") for i in range(5)]
+    age_tree(tmp_path, BASE + timedelta(days=1))
+    first = ThreadStore(tmp_path)
+    expected = [thread_id_of(p) for p in reversed(paths)]
+    assert await list_ids(first) == expected
+    assert (tmp_path / ".codex-trio" / "thread_index.v1.json").is_file()
+
+    scans: list[str] = []
+    real_scan = ts.scan_list_head
+    monkeypatch.setattr(ts, "scan_list_head", lambda path: scans.append(path) or real_scan(path))
+    second = ThreadStore(tmp_path)
+    assert await list_ids(second) == expected
+    assert scans == []
+
+    # The index is not trusted over the file: a changed rollout is read again.
+    paths[0].write_text(paths[0].read_text().replace("message 0", "changed 0"))
+    age(paths[0], BASE + timedelta(days=2))
+    third = ThreadStore(tmp_path)
+    page = await third.list_threads(default_provider=PROVIDER)
+    assert page.threads[-1].preview == "changed 0"
+    assert scans == [str(paths[0])]
+
+
+async def test_recently_written_files_are_never_served_from_the_cache(tmp_path: Path) -> None:
+    # mtimes are "now": a change in the same clock tick could keep (size, mtime), so no trust yet.
+    path = write_thread(tmp_path, BASE, "before")
+    store = ThreadStore(tmp_path)
+    first = await store.list_threads(default_provider=PROVIDER)
+    assert [t.preview for t in first.threads] == ["before"]
+    stat = path.stat()
+    path.write_text(path.read_text().replace("before", "after!"))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    second = await store.list_threads(default_provider=PROVIDER)
+    assert [t.preview for t in second.threads] == ["after!"]
+
+
+async def test_paging_covers_every_thread_once_in_order(tmp_path: Path) -> None:
+    written: list[tuple[datetime, str, Path]] = []
+    for i in range(45):
+        # Several threads share a creation second; days and months change along the way.
+        created = BASE + timedelta(hours=9 * (i // 3))
+        tid = new_thread_id(created + timedelta(milliseconds=i))
+        written.append((created, tid, write_thread(tmp_path, created, f"thread {i}", thread_id=tid)))
+        age(written[-1][2], BASE + timedelta(days=30, seconds=i % 7))
+    write_thread(tmp_path, BASE + timedelta(days=3), None)  # never used: not listed
+    store = ThreadStore(tmp_path)
+
+    newest_first = sorted(written, key=lambda w: (int(w[0].timestamp()), w[1]), reverse=True)
+    by_created = [tid for _, tid, _ in newest_first]
+    mtime = {tid: int(path.stat().st_mtime) for _, tid, path in written}
+    by_updated = sorted(mtime, key=lambda tid: (mtime[tid], tid), reverse=True)
+
+    for sort_key, expected in (("created_at", by_created), ("updated_at", by_updated)):
+        seen: list[str] = []
+        cursor = None
+        pages = 0
+        while True:
+            page = await store.list_threads(
+                default_provider=PROVIDER, cursor=cursor, limit=7, sort_key=sort_key
+            )
+            pages += 1
+            seen += [t.id for t in page.threads]
+            if page.next_cursor is None:
+                break
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\|[0-9a-f-]{36}", page.next_cursor)
+            assert page.next_cursor.endswith(page.threads[-1].id)
+            cursor = page.next_cursor
+        assert seen == expected, sort_key
+        assert pages == 7
+
+
+async def test_page_size_defaults_and_limits(tmp_path: Path) -> None:
+    for i in range(120):
+        write_thread(tmp_path, BASE + timedelta(seconds=i), f"t{i}")
+    store = ThreadStore(tmp_path)
+    assert len((await store.list_threads(default_provider=PROVIDER)).threads) == 25
+    assert len((await store.list_threads(default_provider=PROVIDER, limit=1000)).threads) == 100
+    assert len((await store.list_threads(default_provider=PROVIDER, limit=0)).threads) == 1
+
+
+async def test_provider_filter(tmp_path: Path) -> None:
+    mine = write_thread(tmp_path, BASE, "mine")
+    other = write_thread(tmp_path, BASE + timedelta(minutes=1), "other", provider="openai")
+    store = ThreadStore(tmp_path)
+    assert await list_ids(store) == [thread_id_of(mine)]
+    assert await list_ids(store, model_providers=[]) == [thread_id_of(other), thread_id_of(mine)]
+    assert await list_ids(store, model_providers=["openai"]) == [thread_id_of(other)]
+    assert await list_ids(store, model_providers=["nobody"]) == []
+
+
+BAD_CURSORS = [
+    "garbage",
+    "2026-11-21T14-39-47",
+    "2026-11-21T14-39-47|nope",
+    "2026-13-01T00-00-00|" + "0" * 32,
+]
+
+
+@pytest.mark.parametrize("cursor", BAD_CURSORS)
+async def test_bad_cursors(tmp_path: Path, cursor: str) -> None:
+    store = ThreadStore(tmp_path)
+    with pytest.raises(ThreadStoreError) as caught:
+        await store.list_threads(default_provider=PROVIDER, cursor=cursor)
+    assert (caught.value.code, caught.value.message) == (-32600, f"invalid cursor: {cursor}")
+
+
+async def test_listing_an_empty_home(tmp_path: Path) -> None:
+    store = ThreadStore(tmp_path / "missing")
+    page = await store.list_threads(default_provider=PROVIDER, archived=True)
+    assert (page.threads, page.next_cursor) == ([], None)
+
+
+async def test_archive_and_unarchive(tmp_path: Path) -> None:
+    home, _ = helpers.install("main", tmp_path)
+    ids = helpers.ids()
+    store = ThreadStore(home, clock_ns=lambda: NOW_NS)
+    original = await store.find_rollout(ids["A"])
+    assert original is not None
+
+    archived = await store.archive(ids["A"])
+    assert archived == home / "archived_sessions" / original.name
+    assert not original.exists()
+    assert await store.find_rollout(ids["A"]) is None
+    assert await store.find_archived(ids["A"]) == archived
+    assert ids["A"] not in await list_ids(store, model_providers=[])
+    assert await list_ids(store, archived=True) == [ids["B"], ids["A"]]
+    with pytest.raises(ThreadStoreError) as caught:
+        await store.archive(ids["A"])
+    assert caught.value.message == f"no rollout found for thread id {ids['A']}"
+
+    summary = await store.unarchive(ids["A"], default_provider=PROVIDER)
+    assert summary.path == str(original)
+    assert summary.updated_at == NOW_NS // 10**9
+    assert summary.preview == "What is 2+2?"
+    assert await list_ids(store, archived=True) == [ids["B"]]
+    with pytest.raises(ThreadStoreError) as caught:
+        await store.unarchive(ids["A"], default_provider=PROVIDER)
+    message = f"no archived rollout found for thread id {ids['A']}"
+    assert (caught.value.code, caught.value.message) == (-32600, message)
+
+
+async def test_unarchive_answers_like_the_reference(tmp_path: Path) -> None:
+    home, _ = helpers.install("main", tmp_path)
+    transcript = json.loads((helpers.FIXTURES / "session_transcript.json").read_text())
+    recorded_thread = transcript["answers"]["s2_unarchive_B"]["result"]["thread"]
+    expected = helpers.relocate(recorded_thread, "/work/scratch/rollouts/run/codex_home", home)
+    store = ThreadStore(home, clock_ns=lambda: NOW_NS)
+    thread = (await store.unarchive(helpers.ids()["B"], default_provider=PROVIDER)).to_thread()
+    assert thread == {**expected, "updatedAt": NOW_NS // 10**9}
+    assert Path(thread["path"] or "").is_file()
+
+
+async def test_archive_refuses_a_rollout_outside_sessions(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    outside = write_thread(tmp_path / "elsewhere", BASE, "outside")
+    link = home / "sessions" / "misc" / outside.name
+    link.parent.mkdir(parents=True)
+    link.symlink_to(outside)
+    store = ThreadStore(home)
+    with pytest.raises(ThreadStoreError) as caught:
+        await store.archive(thread_id_of(outside))
+    message = f"rollout path `{link}` must be in sessions directory"
+    assert (caught.value.code, caught.value.message) == (-32600, message)
+    assert outside.exists()
+
+
+async def test_thread_names(tmp_path: Path) -> None:
+    home, _ = helpers.install("main", tmp_path)
+    ids = helpers.ids()
+    store = ThreadStore(home, clock_ns=lambda: NOW_NS + 123_450_000)
+    assert await store.get_name(ids["A"]) == "Arithmetic, renamed"
+    assert await store.get_name(ids["E"]) is None
+
+    assert await store.set_name(ids["E"], "  Recovered  ") == "Recovered"
+    assert await store.get_name(ids["E"]) == "Recovered"
+    assert await store.get_names([ids["A"], ids["E"], ids["C"]]) == {
+        ids["A"]: "Arithmetic, renamed",
+        ids["E"]: "Recovered",
+    }
+    last = (home / "session_index.jsonl").read_text().splitlines()[-1]
+    stamp = "2027-01-15T08:00:00.12345Z"
+    assert last == f'{{"id":"{ids["E"]}","thread_name":"Recovered","updated_at":"{stamp}"}}'
+    with pytest.raises(ThreadStoreError) as caught:
+        await store.set_name(ids["E"], "   ")
+    assert (caught.value.code, caught.value.message) == (-32600, "thread name must not be empty")
+
+
+async def test_read_summary_of_a_fresh_thread(tmp_path: Path) -> None:
+    path = write_thread(tmp_path, BASE, None)
+    store = ThreadStore(tmp_path)
+    thread = (await store.read_summary(path, default_provider=PROVIDER)).to_thread()
+    assert thread["preview"] == ""
+    assert thread["createdAt"] == int(BASE.timestamp())
+    assert thread["source"] == "vscode"
+    assert thread["gitInfo"] is None
+    empty = tmp_path / "sessions" / "rollout-2026-03-01T12-00-00-00000000-0000-7000-8000-000000000000.jsonl"
+    empty.write_text("")
+    with pytest.raises(RolloutReadError, match="is empty"):
+        await store.read_summary(empty, default_provider=PROVIDER)
+
+
+@pytest.mark.parametrize("instructions", ["plain", 'quote and brace "} inside', "ends in a backslash \\", ""])
+@pytest.mark.parametrize("git", [None, {"commit_hash": "abc", "branch": "main", "repository_url": "u"}])
+async def test_listing_reads_any_session_meta_like_a_full_parse(
+    tmp_path: Path, instructions: str, git: dict[str, Any] | None
+) -> None:
+    fields = SessionMetaFields(
+        cwd="/w",
+        originator="o",
+        cli_version="0.94.0",
+        model_provider=PROVIDER,
+        base_instructions=instructions,
+        git=git,
+    )
+    tid = new_thread_id(BASE)
+    with RolloutWriter.create(tmp_path, tid, fields, created=BASE, clock=lambda: BASE) as writer:
+        writer.append(
+            [
+                response_item(
+                    {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "q"}]}
+                ),
+                event_msg({"type": "user_message", "message": "q", "images": [], "local_images": []}),
+            ]
+        )
+    store = ThreadStore(tmp_path)
+    [listed] = (await store.list_threads(default_provider=PROVIDER)).threads
+    read = await store.read_summary(writer.path, default_provider=PROVIDER)
+    assert listed == read
+    expected_git = None if git is None else {"sha": "abc", "branch": "main", "originUrl": "u"}
+    assert (listed.id, listed.preview, listed.to_thread()["gitInfo"]) == (tid, "q", expected_git)
