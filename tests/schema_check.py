@@ -234,7 +234,7 @@ class ProtocolValidator:
     def __init__(self, *, strict: bool = True) -> None:
         self.strict = strict
         self.messages_checked = 0
-        # id key -> FIFO of (id, method): a client may reuse an id once it has been answered.
+        # id key -> FIFO of (id, method): a client may send an id again, even before the reply.
         self._pending: dict[str, deque[tuple[Any, str]]] = {}
         self._answered: set[str] = set()
         # id key -> (id, method) of server->client requests the client has not answered yet.
