@@ -289,11 +289,14 @@ class ThreadManager:
         self, path: Path, summary: ThreadSummary, config: Config, session: ClientSession
     ) -> tuple[LoadedThread, list[Any]]:
         rollout = await ro.aread_rollout(path)
-        history = ro.history_for_resume(rollout, initial_context=self.initial_context(config))
+        context = self.initial_context(config)
+        # Like the reference: the stored history, then a fresh copy of the initial context (the settings
+        # may have changed since), recorded too.
+        history = ro.history_for_resume(rollout, initial_context=context) + context
         turns = ro.reconstruct_turns(rollout)
         writer = ro.RolloutWriter.open_existing(path)
         recorder = RolloutRecorder(writer)
-        recorder.record_items(self.initial_context(config))
+        recorder.record_items(context)
         loaded = self._build(
             thread_id=summary.id,
             config=config,
@@ -328,7 +331,7 @@ class ThreadManager:
         )
         recorder = RolloutRecorder(writer)
         context = self.initial_context(config)
-        history = ro.history_for_resume(parent, initial_context=context)
+        history = ro.history_for_resume(parent, initial_context=context) + context
         recorder.record_items(context)
         loaded = self._build(
             thread_id=thread_id,

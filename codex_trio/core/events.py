@@ -28,8 +28,12 @@ PERSISTED_EVENT_TYPES = frozenset(
 )
 
 
-def task_started() -> EventMsg:
-    return {"type": "task_started", "model_context_window": None, "collaboration_mode_kind": "custom"}
+def task_started(collaboration_mode_kind: str = "custom") -> EventMsg:
+    return {
+        "type": "task_started",
+        "model_context_window": None,
+        "collaboration_mode_kind": collaboration_mode_kind,
+    }
 
 
 def task_complete(last_agent_message: str | None) -> EventMsg:

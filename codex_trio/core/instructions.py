@@ -100,6 +100,11 @@ TURN_ABORTED = (
 )
 
 
+def collaboration_mode_instructions(text: str) -> str:
+    """The developer message a collaboration mode's instructions travel in (the reference's wrapper)."""
+    return f"<collaboration_mode>{text}</collaboration_mode>"
+
+
 def message(role: str, text: str) -> dict[str, Any]:
     """A ResponseItem message with one text part."""
     kind = "output_text" if role == "assistant" else "input_text"

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import base64
 import itertools
+import json
 import logging
 import mimetypes
 import random
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,7 +23,14 @@ import trio
 
 from . import events as ev
 from . import model_client as mc
-from .instructions import TURN_ABORTED, message
+from . import rollout as ro
+from .instructions import (
+    TURN_ABORTED,
+    collaboration_mode_instructions,
+    environment_context,
+    message,
+    permissions_instructions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +46,22 @@ class TurnError(Exception):
         self.codex_error_info = codex_error_info
 
 
-class ModelStream(Protocol):
-    """Streams one model response for a request body; yields the model client's typed events."""
+class RollbackError(Exception):
+    """A thread/rollback the thread refused; the message is what the client sees."""
 
-    def __call__(self, request: Any, *, session_id: str) -> AsyncIterator[Any]: ...
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+ROLLBACK_WHILE_RUNNING = "Cannot rollback while a turn is in progress."
+
+
+class ModelStream(Protocol):
+    """Streams one model response for a request body: the model client's typed events, in a stream that
+    is also an async context manager (leaving it releases the response)."""
+
+    def __call__(self, request: Any, *, session_id: str) -> mc.ResponseStream: ...
 
 
 class Recorder(Protocol):
@@ -66,12 +86,42 @@ class TurnSettings:
     effort: str | None = None
     summary: str | None = None
     personality: str | None = None
+    # The v2 CollaborationMode ({mode, settings}) a turn/start chose; None until one does.
+    collaboration_mode: dict[str, Any] | None = None
 
     def sandbox_mode(self) -> str:
         kind = self.sandbox_policy.get("type")
         return {"readOnly": "read-only", "workspaceWrite": "workspace-write"}.get(
             str(kind), "danger-full-access"
         )
+
+    def network_access(self) -> bool:
+        access = self.sandbox_policy.get("networkAccess")
+        return access is True or access == "enabled"
+
+    def collaboration_kind(self) -> str:
+        return str(self.collaboration_mode["mode"]) if self.collaboration_mode else "custom"
+
+    def collaboration_instructions(self) -> str | None:
+        if not self.collaboration_mode:
+            return None
+        text = (self.collaboration_mode.get("settings") or {}).get("developer_instructions")
+        return text if isinstance(text, str) and text else None
+
+
+def settings_update_items(before: TurnSettings, after: TurnSettings) -> list[dict[str, Any]]:
+    """What the model is told when a turn runs with other settings than it last heard of, in the
+    reference's order: the new environment, the new permissions, the new collaboration mode."""
+    items: list[dict[str, Any]] = []
+    if after.cwd != before.cwd:
+        items.append(message("user", environment_context(str(after.cwd))))
+    if (after.sandbox_policy, after.approval_policy) != (before.sandbox_policy, before.approval_policy):
+        text = permissions_instructions(after.sandbox_mode(), after.approval_policy, after.network_access())
+        items.append(message("developer", text))
+    collaboration = after.collaboration_instructions()
+    if collaboration is not None and collaboration != before.collaboration_instructions():
+        items.append(message("developer", collaboration_mode_instructions(collaboration)))
+    return items
 
 
 @dataclass
@@ -99,26 +149,41 @@ def _models_with_reasoning(model: str) -> bool:
     return model.startswith(("gpt-5", "o1", "o3", "o4", "codex-"))
 
 
-def user_input_to_response_item(inputs: list[dict[str, Any]], cwd: Path) -> dict[str, Any]:
+async def user_input_to_response_item(inputs: list[dict[str, Any]], cwd: Path) -> dict[str, Any]:
+    """The user message the model gets for a turn's input, shaped like the reference's: images are
+    wrapped in ``<image>`` tags (local ones named ``[Image #N]``, counted among the local images), and a
+    local image that cannot be read becomes a note saying so rather than failing the turn."""
     content: list[dict[str, Any]] = []
+    local_count = 0
     for item in inputs:
         kind = item["type"]
         if kind == "text":
             content.append({"type": "input_text", "text": item["text"]})
         elif kind == "image":
+            content.append({"type": "input_text", "text": IMAGE_OPEN_TAG})
             content.append({"type": "input_image", "image_url": item["url"]})
+            content.append({"type": "input_text", "text": IMAGE_CLOSE_TAG})
         elif kind == "localImage":
-            content.append({"type": "input_image", "image_url": _data_url(cwd, item["path"])})
+            full = cwd / item["path"]
+            try:
+                data = await trio.Path(full).read_bytes()
+            except OSError as exc:
+                note = f"codex-trio could not read the local image at `{full}`: {exc.strerror or exc}"
+                content.append({"type": "input_text", "text": note})
+                continue
+            local_count += 1
+            content.append({"type": "input_text", "text": f"<image name=[Image #{local_count}]>"})
+            content.append({"type": "input_image", "image_url": _data_url(full, data)})
+            content.append({"type": "input_text", "text": IMAGE_CLOSE_TAG})
     return {"type": "message", "role": "user", "content": content}
 
 
-def _data_url(cwd: Path, path: str) -> str:
-    full = (cwd / path).resolve()
-    try:
-        data = full.read_bytes()
-    except OSError as exc:
-        raise TurnError(f"could not read image {path}: {exc.strerror}") from None
-    mime = mimetypes.guess_type(full.name)[0] or "application/octet-stream"
+IMAGE_OPEN_TAG = "<image>"
+IMAGE_CLOSE_TAG = "</image>"
+
+
+def _data_url(path: Path, data: bytes) -> str:
+    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
@@ -160,7 +225,10 @@ class CodexThread:
         self.model_stream = model_stream
         self.stream_max_retries = stream_max_retries
         self._rng = rng or random.Random()
-        self._steered: list[dict[str, Any]] = []
+        # Input that arrived while a turn ran, waiting to join it (raw v2 UserInput lists).
+        self._steered: list[list[dict[str, Any]]] = []
+        # The settings the model was last told about (initial context or a settings update).
+        self._context_settings = settings
         self.active_turn: ActiveTurn | None = None
         self.token_info: dict[str, Any] | None = None
         self.rate_limits: dict[str, Any] | None = None
@@ -178,13 +246,31 @@ class CodexThread:
 
     # ---- turns -----------------------------------------------------------------------------
 
-    def begin_turn(self, overrides: dict[str, Any]) -> ActiveTurn:
-        """Registers a new turn (the caller has checked the thread is idle) and applies overrides."""
-        if overrides:
-            self.settings = replace(self.settings, **overrides)
+    def override_settings(self, overrides: dict[str, Any]) -> None:
+        """Settings for this turn and later ones. Like the reference's own operation for it, this uses up
+        a turn id."""
+        self.next_id()
+        self.settings = replace(self.settings, **overrides)
+
+    def begin_turn(self) -> ActiveTurn:
+        """Registers a new turn; the caller has checked the thread is idle."""
         turn = ActiveTurn(self.next_id())
         self.active_turn = turn
         return turn
+
+    async def rollback(self, num_turns: int) -> None:
+        """Drops the last ``num_turns`` user turns from the model history, as the reference does: the
+        usage estimate of what is left and ``thread_rolled_back`` are emitted (and persisted). A running
+        turn makes it fail; the reference reports that as a legacy error event too."""
+        sub_id = self.next_id()
+        if self.active_turn is not None:
+            await self.emit(sub_id, ev.error(ROLLBACK_WHILE_RUNNING, "thread_rollback_failed"))
+            raise RollbackError(ROLLBACK_WHILE_RUNNING)
+        self.history = ro.drop_last_user_turns(self.history, num_turns)
+        estimate = estimate_token_count(self.base_instructions, self.history)
+        self.token_info = _with_estimate(self.token_info, estimate)
+        await self.emit(sub_id, ev.token_count(self.token_info, self.rate_limits))
+        await self.emit(sub_id, ev.thread_rolled_back(num_turns))
 
     def interrupt(self) -> ActiveTurn | None:
         turn = self.active_turn
@@ -198,7 +284,12 @@ class CodexThread:
     ) -> None:
         emit = self._emitter(turn.id)
         try:
-            await emit(ev.task_started())
+            if not inputs:
+                # The reference ends a turn without input at once: no task_started, no model call.
+                turn.status = "completed"
+                await emit(ev.task_complete(None))
+                return
+            await emit(ev.task_started(self.settings.collaboration_kind()))
             last_message: str | None = None
             failure: TurnError | None = None
             with turn.cancel_scope:
@@ -234,8 +325,13 @@ class CodexThread:
 
     async def _record_user_input(self, turn: ActiveTurn, inputs: list[dict[str, Any]]) -> None:
         emit = self._emitter(turn.id)
+        updates = settings_update_items(self._context_settings, self.settings)
+        self._context_settings = self.settings
+        if updates:
+            self.history.extend(updates)
+            self.recorder.record_items(updates)
         item = {"type": "UserMessage", "id": str(uuid.uuid4()), "content": legacy_user_content(inputs)}
-        response_item = user_input_to_response_item(inputs, self.settings.cwd)
+        response_item = await user_input_to_response_item(inputs, self.settings.cwd)
         await emit(ev.item_started(self.id, turn.id, item))
         await emit(ev.item_completed(self.id, turn.id, item))
         self.history.append(response_item)
@@ -248,7 +344,9 @@ class CodexThread:
     def request_body(self, output_schema: Any = None) -> dict[str, Any]:
         s = self.settings
         reasoning = None
-        if _models_with_reasoning(s.model) or s.effort is not None:
+        # Only models known to reason get reasoning parameters, whatever effort a turn asked for: the
+        # reference sends none to other models.
+        if _models_with_reasoning(s.model):
             reasoning = {"effort": s.effort or "medium", "summary": s.summary or "auto"}
         body: dict[str, Any] = {
             "model": s.model,
@@ -276,14 +374,28 @@ class CodexThread:
 
     def turn_context(self) -> dict[str, Any]:
         s = self.settings
-        return {
+        context: dict[str, Any] = {
             "cwd": str(s.cwd),
             "approval_policy": s.approval_policy,
             "sandbox_policy": {"type": s.sandbox_mode()},
             "model": s.model,
-            "effort": s.effort,
-            "summary": s.summary or "auto",
         }
+        if s.effort is not None:
+            context["effort"] = s.effort
+        if s.personality is not None:
+            context["personality"] = s.personality
+        collaboration = s.collaboration_mode or {}
+        settings = collaboration.get("settings") or {}
+        context["collaboration_mode"] = {
+            "mode": s.collaboration_kind(),
+            "settings": {
+                "model": settings.get("model", s.model),
+                "reasoning_effort": settings.get("reasoning_effort", s.effort),
+                "developer_instructions": settings.get("developer_instructions"),
+            },
+        }
+        context["summary"] = s.summary or "auto"
+        return context
 
     async def _sampling_loop(self, turn: ActiveTurn, output_schema: Any) -> str | None:
         last_message: str | None = None
@@ -295,7 +407,7 @@ class CodexThread:
                 outputs = [self._unsupported_call(call) for call in step.calls]
                 self.history.extend(outputs)
                 self.recorder.record_items(outputs)
-            elif not self._take_steered_input(turn):
+            elif not await self._take_steered_input(turn):
                 return last_message
 
     async def _sample(self, turn: ActiveTurn, output_schema: Any) -> _Step:
@@ -305,8 +417,10 @@ class CodexThread:
             self.recorder.record_turn_context(self.turn_context())
             step = _Step(self, turn)
             try:
-                async for event in self.model_stream(self.request_body(output_schema), session_id=self.id):
-                    await step.handle(event)
+                # ``async with``: an interrupt while an event is handled releases the response at once.
+                async with self.model_stream(self.request_body(output_schema), session_id=self.id) as events:
+                    async for event in events:
+                        await step.handle(event)
                 return step
             except mc.ModelError as exc:
                 if not exc.retryable or retries >= self.stream_max_retries:
@@ -324,14 +438,17 @@ class CodexThread:
                 delay = exc.retry_after if exc.retry_after is not None else mc.backoff(retries, self._rng)
                 await trio.sleep(delay)
 
-    def steer(self, inputs: list[dict[str, Any]]) -> None:
-        """Input sent while a turn runs joins that turn, as the reference does."""
-        self._steered.append(user_input_to_response_item(inputs, self.settings.cwd))
+    def steer(self, inputs: list[dict[str, Any]]) -> str:
+        """Input sent while a turn runs joins that turn, as the reference does: the model gets it with its
+        next request, no item is reported for it, and the id answered (a new one) never completes."""
+        self._steered.append(inputs)
+        return self.next_id()
 
-    def _take_steered_input(self, turn: ActiveTurn) -> bool:
+    async def _take_steered_input(self, turn: ActiveTurn) -> bool:
         if not self._steered:
             return False
-        items, self._steered = self._steered, []
+        pending, self._steered = self._steered, []
+        items = [await user_input_to_response_item(inputs, self.settings.cwd) for inputs in pending]
         self.history.extend(items)
         self.recorder.record_items(items)
         return True
@@ -395,8 +512,8 @@ class _Step:
     async def _item_done(self, item: dict[str, Any]) -> None:
         thread, turn_id, emit = self.thread, self.turn.id, self._emit
         kind = item.get("type")
-        thread.history.append(item)
-        thread.recorder.record_items([item])
+        # The reference reports the item, then records it: its rollouts hold the agent_message event
+        # before the assistant message item.
         if kind == "message" and item.get("role") == "assistant":
             done = _agent_message_item(item)
             text = "".join(part["text"] for part in done["content"])
@@ -410,6 +527,59 @@ class _Step:
                 await emit(ev.agent_reasoning(text))
         elif kind in ("function_call", "custom_tool_call"):
             self.calls.append(item)
+        kept = history_item(item)
+        thread.history.append(kept)
+        thread.recorder.record_items([kept])
+
+
+def _content_part(part: dict[str, Any]) -> dict[str, Any]:
+    kind = part.get("type")
+    if kind in ("input_text", "output_text"):
+        return {"type": kind, "text": part.get("text", "")}
+    if kind == "input_image":
+        return {"type": kind, "image_url": part.get("image_url", "")}
+    return dict(part)
+
+
+def history_item(item: dict[str, Any]) -> dict[str, Any]:
+    """An output item as the reference keeps it in the history it sends back and in rollouts: its own
+    shape of the item, without the response's item ids, statuses and annotations (so the requests, the
+    rollout lines and the usage estimates match the reference's)."""
+    kind = item.get("type")
+    if kind == "message":
+        content = [_content_part(p) for p in item.get("content") or [] if isinstance(p, dict)]
+        return {"type": "message", "role": item.get("role"), "content": content}
+    if kind == "reasoning":
+        kept: dict[str, Any] = {
+            "type": "reasoning",
+            "summary": [
+                {"type": "summary_text", "text": p.get("text", "")}
+                for p in item.get("summary") or []
+                if isinstance(p, dict)
+            ],
+        }
+        if item.get("content"):
+            kept["content"] = [
+                {"type": p.get("type", "reasoning_text"), "text": p.get("text", "")}
+                for p in item["content"]
+                if isinstance(p, dict)
+            ]
+        kept["encrypted_content"] = item.get("encrypted_content")
+        return kept
+    if kind == "function_call":
+        return {
+            "type": "function_call",
+            "name": item.get("name"),
+            "arguments": item.get("arguments"),
+            "call_id": item.get("call_id"),
+        }
+    if kind == "custom_tool_call":
+        kept = {"type": "custom_tool_call"}
+        if "status" in item:
+            kept["status"] = item["status"]
+        kept.update(call_id=item.get("call_id"), name=item.get("name"), input=item.get("input"))
+        return kept
+    return dict(item)
 
 
 def _agent_message_item(item: dict[str, Any]) -> dict[str, Any]:
@@ -425,6 +595,46 @@ def _reasoning_item(item: dict[str, Any]) -> dict[str, Any]:
     summary = [part.get("text", "") for part in item.get("summary") or []]
     raw = [part.get("text", "") for part in item.get("content") or []]
     return {"type": "Reasoning", "id": item.get("id") or "", "summary_text": summary, "raw_content": raw}
+
+
+_USAGE_KEYS = (
+    "input_tokens",
+    "cached_input_tokens",
+    "output_tokens",
+    "reasoning_output_tokens",
+    "total_tokens",
+)
+
+
+def _approx_tokens(byte_count: int) -> int:
+    # The reference's rule of thumb: four bytes a token, rounded up.
+    return (max(byte_count, 0) + 3) // 4
+
+
+def estimate_token_count(base_instructions: str, history: list[dict[str, Any]]) -> int:
+    """A coarse estimate of the context a request would use, by the reference's byte heuristic: the
+    compact JSON of each history item (encrypted reasoning counted by its decoded size, less the part the
+    model never sees) plus the instructions."""
+    total = _approx_tokens(len(base_instructions.encode("utf-8")))
+    for item in history:
+        encrypted = item.get("encrypted_content") if item.get("type") == "reasoning" else None
+        if isinstance(encrypted, str):
+            size = max(len(encrypted) * 3 // 4 - 650, 0)
+        else:
+            size = len(json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+        total += _approx_tokens(size)
+    return total
+
+
+def _with_estimate(info: dict[str, Any] | None, estimate: int) -> dict[str, Any]:
+    """Usage after a history rewrite: totals unchanged, ``last`` replaced by the estimate alone."""
+    last = dict.fromkeys(_USAGE_KEYS, 0)
+    last["total_tokens"] = estimate
+    return {
+        "total_token_usage": dict(info["total_token_usage"]) if info else dict.fromkeys(_USAGE_KEYS, 0),
+        "last_token_usage": last,
+        "model_context_window": info["model_context_window"] if info else None,
+    }
 
 
 def _add_usage(info: dict[str, Any] | None, usage: Mapping[str, Any]) -> dict[str, Any]:

@@ -743,27 +743,33 @@ class _Scanner:
                 passed = True
             yield from listing.entries[start:]
 
-    def updated_order(self, root: str, flat: bool, anchor: tuple[int, int] | None) -> list[_Candidate]:
-        """Rollouts by last update (mtime, whole seconds), newest first, after ``anchor``."""
+    def updated_order(self, root: str, flat: bool, anchor: tuple[int, int] | None) -> Iterator[_Candidate]:
+        """Rollouts by last update (mtime, whole seconds), newest first, after ``anchor``.
+
+        Every rollout is stat'ed each time: mtimes change without their directory changing.
+        """
         if flat:
             listings = [self.rollout_files(root)]
         else:
             listings = [self.rollout_files(directory) for _, directory in self.day_dirs(root)]
-        candidates = []
+        stat = os.stat
+        keyed: list[tuple[int, int, _Candidate]] = []
         for listing in listings:
             if listing is None:
                 continue
             for cand in listing.entries:
                 try:
-                    mtime_ns = os.stat(cand.path).st_mtime_ns
+                    seconds = stat(cand.path).st_mtime_ns // 1_000_000_000
                 except OSError:
                     continue
-                candidates.append(cand._replace(key=mtime_ns // 1_000_000_000))
-        candidates.sort(key=lambda c: (c.key, c.uid), reverse=True)
-        if anchor is None:
-            return candidates
-        neg = [(-c.key, -c.uid) for c in candidates]
-        return candidates[bisect.bisect_right(neg, (-anchor[0], -anchor[1])) :]
+                keyed.append((seconds, cand.uid, cand))
+        if anchor is not None:
+            anchor_key, anchor_uid = anchor
+            keyed = [e for e in keyed if e[0] < anchor_key or (e[0] == anchor_key and e[1] < anchor_uid)]
+        # Ids are unique, so the candidates themselves are never compared.
+        keyed.sort(reverse=True)
+        for seconds, _, cand in keyed:
+            yield cand._replace(key=seconds)
 
     def _find_in(self, directory: str, thread_id: str) -> str | None:
         listing = self.rollout_files(directory) if os.path.isdir(directory) else None
@@ -926,7 +932,7 @@ class ThreadStore:
             if not os.path.isdir(root):
                 return ThreadPage([], None)
             if sort_key == "updated_at":
-                candidates = iter(scanner.updated_order(root, archived, anchor))
+                candidates = scanner.updated_order(root, archived, anchor)
             else:
                 candidates = scanner.created_order(root, archived, anchor)
             page = _paginate(scanner, candidates, page_size, filters)

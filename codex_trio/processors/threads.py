@@ -1,4 +1,5 @@
-"""v2 thread methods: start, resume, fork, read, list, loaded/list, archive, unarchive, name/set."""
+"""v2 thread methods: start, resume, fork, read, list, loaded/list, archive, unarchive, name/set,
+rollback."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import trio
 
 from ..core import events as ev
 from ..core.rollout import parse_uuid
+from ..core.thread import RollbackError
 from ..core.thread_store import ThreadStoreError
 from ..processors.projection import project
 from ..protocol.v2 import (
@@ -19,6 +21,7 @@ from ..protocol.v2 import (
     ThreadLoadedListParams,
     ThreadReadParams,
     ThreadResumeParams,
+    ThreadRollbackParams,
     ThreadSetNameParams,
     ThreadStartParams,
 )
@@ -69,6 +72,7 @@ class ThreadsProcessor:
             Method("thread/archive", ThreadIdParams, self.archive),
             Method("thread/unarchive", ThreadIdParams, self.unarchive),
             Method("thread/name/set", ThreadSetNameParams, self.set_name),
+            Method("thread/rollback", ThreadRollbackParams, self.rollback),
         ]
 
     def _response(self, loaded: LoadedThread, turns: Sequence[Any] = ()) -> dict[str, Any]:
@@ -239,3 +243,21 @@ class ThreadsProcessor:
                 await ctx.conn.notify("thread/name/updated", {"threadId": thread_id, "threadName": name})
 
         return Reply({}, after=announce)
+
+    async def rollback(self, ctx: RequestContext, params: ThreadRollbackParams) -> dict[str, Any]:
+        num_turns = params["numTurns"]
+        if num_turns == 0:
+            raise RpcError("numTurns must be >= 1")
+        thread_id = check_thread_id(params["threadId"])
+        loaded = self.manager.get(thread_id)
+        if loaded is None:
+            raise RpcError(f"thread not found: {thread_id}")
+        try:
+            await loaded.thread.rollback(num_turns)
+        except RollbackError as exc:
+            raise RpcError(exc.message) from None
+        # Like the reference, the answer is the thread as its rollout now reads; an ephemeral thread has
+        # been rolled back all the same, but there is nothing to read it from.
+        if loaded.path is None:
+            raise RpcError("thread has no persisted rollout")
+        return {"thread": loaded.to_thread(await self._turns_of(loaded))}

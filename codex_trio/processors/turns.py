@@ -50,38 +50,12 @@ class TurnsProcessor:
         loaded = self._loaded(params["threadId"])
         thread = loaded.thread
         self.manager.subscribe(loaded, ctx.conn)
-        overrides: dict[str, Any] = {}
-        if params["cwd"]:
-            cwd = Path(params["cwd"])
-            if not cwd.is_absolute():
-                cwd = thread.settings.cwd / cwd
-            overrides["cwd"] = cwd
-        if params["approvalPolicy"]:
-            overrides["approval_policy"] = params["approvalPolicy"]
-        if params["sandboxPolicy"]:
-            overrides["sandbox_policy"] = dict(params["sandboxPolicy"])
-        if params["model"]:
-            overrides["model"] = params["model"]
-        if params["effort"]:
-            overrides["effort"] = params["effort"]
-        if params["summary"]:
-            overrides["summary"] = params["summary"]
-        if params["personality"]:
-            overrides["personality"] = params["personality"]
-        if params["collaborationMode"]:
-            settings = params["collaborationMode"]["settings"]
-            overrides["model"] = settings["model"]
-            if settings["reasoning_effort"]:
-                overrides["effort"] = settings["reasoning_effort"]
+        overrides = self._overrides(thread.settings.cwd, params)
         inputs = [dict(item) for item in params["input"]]
-
-        if thread.active_turn is not None:
-            # Like the reference: the input joins the running turn; the id it answers with is new.
-            turn_id = thread.next_id()
-            thread.steer(inputs)
-        else:
-            turn = thread.begin_turn(overrides)
-            turn_id = turn.id
+        if overrides is not None:
+            thread.override_settings(overrides)
+        # Like the reference, input for a busy thread joins the running turn; the id it answers is new.
+        turn_id = thread.steer(inputs) if thread.active_turn is not None else thread.begin_turn().id
         response = {"turn": in_progress_turn(turn_id)}
 
         async def begin() -> None:
@@ -95,6 +69,46 @@ class TurnsProcessor:
                 )
 
         return Reply(response, after=begin)
+
+    @staticmethod
+    def _overrides(cwd: Path, params: TurnStartParams) -> dict[str, Any] | None:
+        """The settings a turn/start changes, or None when it names none (an output schema alone is no
+        override: it applies to that turn only)."""
+        named = (
+            params["cwd"],
+            params["approvalPolicy"],
+            params["sandboxPolicy"],
+            params["model"],
+            params["effort"],
+            params["summary"],
+            params["personality"],
+            params["collaborationMode"],
+        )
+        if all(value is None for value in named):
+            return None
+        overrides: dict[str, Any] = {}
+        if params["cwd"] is not None:
+            # A relative cwd is taken relative to the thread's (the reference would pass it on as is).
+            overrides["cwd"] = cwd / params["cwd"]
+        if params["approvalPolicy"] is not None:
+            overrides["approval_policy"] = params["approvalPolicy"]
+        if params["sandboxPolicy"] is not None:
+            overrides["sandbox_policy"] = dict(params["sandboxPolicy"])
+        if params["model"] is not None:
+            overrides["model"] = params["model"]
+        if params["effort"] is not None:
+            overrides["effort"] = params["effort"]
+        if params["summary"] is not None:
+            overrides["summary"] = params["summary"]
+        if params["personality"] is not None:
+            overrides["personality"] = params["personality"]
+        mode = params["collaborationMode"]
+        if mode is not None:
+            overrides["collaboration_mode"] = {"mode": mode["mode"], "settings": dict(mode["settings"])}
+            overrides["model"] = mode["settings"]["model"]
+            if mode["settings"]["reasoning_effort"] is not None:
+                overrides["effort"] = mode["settings"]["reasoning_effort"]
+        return overrides
 
     async def interrupt(self, ctx: RequestContext, params: TurnInterruptParams) -> Reply:
         loaded = self._loaded(params["threadId"])

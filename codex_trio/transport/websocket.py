@@ -100,7 +100,8 @@ class WebSocketTransport:
                     log.debug("%s: websocket closed (%s)", self.name, reason)
                 else:
                     # 1002 protocol error, 1007 invalid UTF-8, 1009 frame too big, 1006 dropped...
-                    log.info("%s: websocket closed: %s %s", self.name, reason.code, reason.name)
+                    # int(): IntEnum prints as its name on 3.10 and as its value from 3.11 on.
+                    log.info("%s: websocket closed: %d %s", self.name, int(reason.code), reason.name)
                 return None
             if isinstance(message, str):
                 # The session parses bytes, as it does for stdio lines; the copy is cheap next to
