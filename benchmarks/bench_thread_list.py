@@ -52,7 +52,8 @@ AGENTS = (
 
 def generate(home: Path, count: int, seed: int = 7) -> None:
     rng = random.Random(seed)
-    start = datetime(2025, 11, 1, tzinfo=timezone.utc)
+    # A year of threads that ended at least a month ago: the cache only trusts files not changed lately.
+    start = datetime.now(timezone.utc) - timedelta(days=400)
     fields = SessionMetaFields(
         cwd="/repo",
         originator="codex_vscode",
@@ -62,14 +63,9 @@ def generate(home: Path, count: int, seed: int = 7) -> None:
     )
     for i in range(count):
         created = start + timedelta(seconds=rng.randrange(365 * 24 * 3600), milliseconds=rng.randrange(1000))
-        moment = [created]
-
-        def clock(moment: list[datetime] = moment) -> datetime:
-            return moment[0]
-
         text = f"Please look at issue #{i}: the build fails on step {rng.randrange(100)}"
         with RolloutWriter.create(
-            home, new_thread_id(created), fields, created=created, clock=clock
+            home, new_thread_id(created), fields, created=created, clock=lambda at=created: at
         ) as writer:
             writer.append(
                 [
