@@ -66,8 +66,19 @@ def settings_from_config(config: Config) -> TurnSettings:
 
 
 class RolloutRecorder:
-    def __init__(self, writer: ro.RolloutWriter) -> None:
-        self.writer = writer
+    """Records a thread's rollout. A resumed thread's file is only opened with its first new line: like
+    the reference, resuming leaves the file (and so the thread's updatedAt) untouched."""
+
+    def __init__(self, writer: ro.RolloutWriter | None = None, *, resume: Path | None = None) -> None:
+        self._writer = writer
+        self._resume = resume
+
+    @property
+    def writer(self) -> ro.RolloutWriter:
+        if self._writer is None:
+            assert self._resume is not None
+            self._writer = ro.RolloutWriter.open_existing(self._resume)
+        return self._writer
 
     def record_items(self, items: list[dict[str, Any]]) -> None:
         self.writer.append(ro.response_item(i) for i in items if ro.is_persisted(ro.response_item(i)))
@@ -77,6 +88,10 @@ class RolloutRecorder:
 
     def record_turn_context(self, context: dict[str, Any]) -> None:
         self.writer.append([ro.turn_context(context)])
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
 
 
 class NullRecorder:
@@ -102,6 +117,8 @@ class LoadedThread:
     source: Any
     preview: str
     projection: ProjectionState
+    # As the stored thread says, for a resumed one (a new thread is not looked up in git).
+    git_info: Any = None
     # Connections that receive this thread's notifications.
     subscribers: list[Connection] = field(default_factory=list)
     # The interrupt that is waiting to answer between turn_aborted and turn/completed.
@@ -123,7 +140,7 @@ class LoadedThread:
             "cwd": str(self.thread.settings.cwd),
             "cliVersion": self.cli_version,
             "source": self.source,
-            "gitInfo": None,
+            "gitInfo": self.git_info,
             "turns": list(turns),
         }
 
@@ -202,6 +219,7 @@ class ThreadManager:
         path: Path | None,
         preview: str,
         cli_version: str = REFERENCE_VERSION,
+        unrecorded: list[dict[str, Any]] | None = None,
     ) -> LoadedThread:
         provider = config.model_provider
         client = ModelClient(
@@ -227,6 +245,7 @@ class ThreadManager:
             sink=sink,
             model_stream=client.stream,
             stream_max_retries=provider.stream_max_retries,
+            unrecorded=unrecorded,
         )
         loaded = LoadedThread(
             thread=thread,
@@ -291,12 +310,10 @@ class ThreadManager:
         rollout = await ro.aread_rollout(path)
         context = self.initial_context(config)
         # Like the reference: the stored history, then a fresh copy of the initial context (the settings
-        # may have changed since), recorded too.
+        # may have changed since), which reaches the rollout with the next turn.
         history = ro.history_for_resume(rollout, initial_context=context) + context
         turns = ro.reconstruct_turns(rollout)
-        writer = ro.RolloutWriter.open_existing(path)
-        recorder = RolloutRecorder(writer)
-        recorder.record_items(context)
+        recorder = RolloutRecorder(resume=path)
         loaded = self._build(
             thread_id=summary.id,
             config=config,
@@ -307,7 +324,10 @@ class ThreadManager:
             path=path,
             preview=summary.preview,
             cli_version=summary.cli_version,
+            unrecorded=context,
         )
+        stored = summary.to_thread()
+        loaded.source, loaded.git_info = stored["source"], stored["gitInfo"]
         return loaded, turns
 
     async def fork_thread(
@@ -348,7 +368,7 @@ class ThreadManager:
     def unload(self, thread_id: str) -> None:
         loaded = self.threads.pop(thread_id, None)
         if loaded is not None and isinstance(loaded.thread.recorder, RolloutRecorder):
-            loaded.thread.recorder.writer.close()
+            loaded.thread.recorder.close()
 
     def subscribe(self, loaded: LoadedThread, conn: Connection) -> None:
         if conn not in loaded.subscribers:

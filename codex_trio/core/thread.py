@@ -215,6 +215,7 @@ class CodexThread:
         model_stream: ModelStream,
         stream_max_retries: int = 0,
         rng: random.Random | None = None,
+        unrecorded: list[dict[str, Any]] | None = None,
     ) -> None:
         self.id = thread_id
         self.settings = settings
@@ -229,6 +230,9 @@ class CodexThread:
         self._steered: list[list[dict[str, Any]]] = []
         # The settings the model was last told about (initial context or a settings update).
         self._context_settings = settings
+        # History items not in the rollout yet: a resumed thread's fresh initial context, which the
+        # reference writes when the next turn starts (resuming alone leaves the file untouched).
+        self._unrecorded = list(unrecorded or [])
         self.active_turn: ActiveTurn | None = None
         self.token_info: dict[str, Any] | None = None
         self.rate_limits: dict[str, Any] | None = None
@@ -266,11 +270,18 @@ class CodexThread:
         if self.active_turn is not None:
             await self.emit(sub_id, ev.error(ROLLBACK_WHILE_RUNNING, "thread_rollback_failed"))
             raise RollbackError(ROLLBACK_WHILE_RUNNING)
+        # What the rollback drops must be on disk before it, so that a replay drops the same.
+        self._record_pending_context()
         self.history = ro.drop_last_user_turns(self.history, num_turns)
         estimate = estimate_token_count(self.base_instructions, self.history)
         self.token_info = _with_estimate(self.token_info, estimate)
         await self.emit(sub_id, ev.token_count(self.token_info, self.rate_limits))
         await self.emit(sub_id, ev.thread_rolled_back(num_turns))
+
+    def _record_pending_context(self) -> None:
+        if self._unrecorded:
+            self.recorder.record_items(self._unrecorded)
+            self._unrecorded = []
 
     def interrupt(self) -> ActiveTurn | None:
         turn = self.active_turn
@@ -325,6 +336,7 @@ class CodexThread:
 
     async def _record_user_input(self, turn: ActiveTurn, inputs: list[dict[str, Any]]) -> None:
         emit = self._emitter(turn.id)
+        self._record_pending_context()
         updates = settings_update_items(self._context_settings, self.settings)
         self._context_settings = self.settings
         if updates:
@@ -424,6 +436,7 @@ class CodexThread:
                 return step
             except mc.ModelError as exc:
                 if not exc.retryable or retries >= self.stream_max_retries:
+                    await self._report_usage_after(turn, exc)
                     raise TurnError(exc.message, exc.codex_error_info) from None
                 retries += 1
                 notice = exc.retry_notice(retries, self.stream_max_retries)
@@ -437,6 +450,15 @@ class CodexThread:
                 )
                 delay = exc.retry_after if exc.retry_after is not None else mc.backoff(retries, self._rng)
                 await trio.sleep(delay)
+
+    async def _report_usage_after(self, turn: ActiveTurn, exc: mc.ModelError) -> None:
+        """What the reference reports about usage when a model call fails for good: the rate limits a
+        usage-limit answer carried, or (context window exceeded) the context now counted as full."""
+        if exc.rate_limits is not None:
+            self.rate_limits = dict(exc.rate_limits)
+        elif exc.codex_error_info != "contextWindowExceeded":
+            return
+        await self.emit(turn.id, ev.token_count(self.token_info, self.rate_limits))
 
     def steer(self, inputs: list[dict[str, Any]]) -> str:
         """Input sent while a turn runs joins that turn, as the reference does: the model gets it with its
