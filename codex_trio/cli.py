@@ -12,7 +12,7 @@ from functools import partial
 
 import trio
 
-from . import REFERENCE_VERSION, __version__
+from . import PARENT_PID_AT_START, REFERENCE_VERSION, __version__
 from .app import AppServer, ServerOptions
 from .logs import setup_logging
 from .transport.stdio import open_stdio_transport
@@ -122,10 +122,12 @@ async def _watch_parent(cancel_scope: trio.CancelScope, parent: int, interval: f
 
 
 async def serve_app_server(
-    options: ServerOptions, listen: str, ws_options: WebSocketOptions | None = None
+    options: ServerOptions,
+    listen: str,
+    ws_options: WebSocketOptions | None = None,
+    parent: int = PARENT_PID_AT_START,
 ) -> None:
     app = AppServer(options)
-    parent = os.getppid()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_watch_signals, nursery.cancel_scope)
         nursery.start_soon(_watch_parent, nursery.cancel_scope, parent)
@@ -148,6 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(env)
     if args.command == "app-server":
         _ask_for_parent_death_signal()
+        if os.getppid() != PARENT_PID_AT_START:
+            # The parent died before the kernel could be asked to tell us: nobody is left to serve.
+            log.info("parent process %d exited during start-up; not serving", PARENT_PID_AT_START)
+            return 0
         # Checked before trio starts: raised inside a nursery, a usage error would surface wrapped in
         # an ExceptionGroup and end as a traceback.
         ws_options = None
