@@ -49,6 +49,7 @@ import httpx
 import trio
 from typing_extensions import NotRequired
 
+from ..rpc.decode import unexpected
 from .provider import ModelProviderInfo
 from .sse import SseDecoder
 
@@ -886,7 +887,7 @@ class _ParseError(Exception):
 
 def _parse_completed(response: Any) -> Completed:
     if not isinstance(response, dict):
-        raise _ParseError(f"invalid type: {_json_kind(response)}, expected struct ResponseCompleted")
+        raise _ParseError(f"invalid type: {unexpected(response)}, expected struct ResponseCompleted")
     response_id = _required(response, "id", str)
     usage = response.get("usage")
     return Completed(response_id=response_id, usage=_parse_usage(usage) if usage is not None else None)
@@ -894,7 +895,7 @@ def _parse_completed(response: Any) -> Completed:
 
 def _parse_usage(usage: Any) -> TokenUsage:
     if not isinstance(usage, dict):
-        raise _ParseError(f"invalid type: {_json_kind(usage)}, expected struct ResponseCompletedUsage")
+        raise _ParseError(f"invalid type: {unexpected(usage)}, expected struct ResponseCompletedUsage")
     input_details = usage.get("input_tokens_details")
     output_details = usage.get("output_tokens_details")
     return TokenUsage(
@@ -912,31 +913,15 @@ def _parse_usage(usage: Any) -> TokenUsage:
 
 def _required(obj: Any, key: str, kind: type) -> Any:
     if not isinstance(obj, dict):
-        raise _ParseError(f"invalid type: {_json_kind(obj)}, expected a map")
+        raise _ParseError(f"invalid type: {unexpected(obj)}, expected a map")
     if key not in obj:
         raise _ParseError(f"missing field `{key}`")
     value = obj[key]
     if kind is int and (not isinstance(value, int) or isinstance(value, bool)):
-        raise _ParseError(f"invalid type: {_json_kind(value)}, expected i64")
+        raise _ParseError(f"invalid type: {unexpected(value)}, expected i64")
     if kind is str and not isinstance(value, str):
-        raise _ParseError(f"invalid type: {_json_kind(value)}, expected a string")
+        raise _ParseError(f"invalid type: {unexpected(value)}, expected a string")
     return value
-
-
-def _json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"boolean `{str(value).lower()}`"
-    if isinstance(value, int):
-        return f"integer `{value}`"
-    if isinstance(value, float):
-        return f"floating point `{value}`"
-    if isinstance(value, str):
-        return f"string {json.dumps(value)}"
-    if isinstance(value, list):
-        return "sequence"
-    return "map"
 
 
 def _parse_event(kind: str, payload: dict[str, Any]) -> ResponseEvent | None:
