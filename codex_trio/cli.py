@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--openai",
         action="store_true",
-        help="use the real OpenAI API with OPENAI_API_KEY and your CODEX_HOME instead of the mock",
+        help="use the real OpenAI API (key from OPENAI_API_KEY) instead of the mock",
     )
     return parser
 
@@ -99,22 +99,10 @@ async def _watch_signals(cancel_scope: trio.CancelScope) -> None:
             return
 
 
-def _ask_for_parent_death_signal() -> None:
-    """On Linux, have the kernel send SIGTERM when the parent dies (an editor window closed hard)."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):
-        log.debug("prctl(PR_SET_PDEATHSIG) unavailable; relying on polling")
-
-
 async def _watch_parent(cancel_scope: trio.CancelScope, parent: int, interval: float = 1.0) -> None:
-    # Also covers platforms without PDEATHSIG, and a parent that died before we asked for it.
+    # Polling rather than PR_SET_PDEATHSIG: that signal fires when the parent *thread* exits, and
+    # parents often spawn from worker threads that retire (trio's do after 10 s idle). Starting from
+    # the pid read at import also catches a parent that died during start-up.
     while os.getppid() == parent:  # noqa: ASYNC110 - nothing signals a reparenting; poll it
         await trio.sleep(interval)
     log.info("parent process %d is gone; shutting down", parent)
@@ -149,11 +137,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = dict(os.environ)
     setup_logging(env)
     if args.command == "app-server":
-        _ask_for_parent_death_signal()
-        if os.getppid() != PARENT_PID_AT_START:
-            # The parent died before the kernel could be asked to tell us: nobody is left to serve.
-            log.info("parent process %d exited during start-up; not serving", PARENT_PID_AT_START)
-            return 0
         # Checked before trio starts: raised inside a nursery, a usage error would surface wrapped in
         # an ExceptionGroup and end as a traceback.
         ws_options = None
