@@ -14,6 +14,7 @@ from typing import Any
 import trio
 
 from .core.config import ConfigError, find_codex_home, load_config, parse_cli_overrides
+from .processors.accounts import AccountsProcessor
 from .processors.initialize import InitializeProcessor
 from .processors.threads import ThreadsProcessor
 from .processors.turns import TurnsProcessor
@@ -58,6 +59,7 @@ class AppServer:
             InitializeProcessor(self),
             ThreadsProcessor(self),
             TurnsProcessor(self),
+            AccountsProcessor(self),
         ]
         methods: list[Method] = []
         for processor in self.processors:

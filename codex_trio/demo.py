@@ -3,7 +3,7 @@
 It starts ``codex-trio app-server`` as a stdio subprocess (as an editor would), drives initialize ->
 thread/start -> turn/start through the protocol, and prints the turn as it streams. By default the
 model is the bundled local mock, in a throwaway CODEX_HOME, so it needs no account and no network;
-``--openai`` uses the real API with ``OPENAI_API_KEY`` and your own CODEX_HOME.
+``--openai`` uses the real API with ``OPENAI_API_KEY`` (still in a throwaway CODEX_HOME).
 """
 
 from __future__ import annotations
@@ -72,20 +72,25 @@ class _Client:
                 await on_message(message)
 
 
-def _write_demo_config(codex_home: Path, base_url: str) -> None:
+def _write_demo_config(codex_home: Path, base_url: str, *, openai: bool = False) -> None:
+    if openai:
+        # A provider that takes its key from OPENAI_API_KEY: the app-server, like the reference's,
+        # does not treat that variable as a login, and the demo must not write the user's auth.json.
+        model, provider, extra = "gpt-5.2-codex", "openai-env", 'env_key = "OPENAI_API_KEY"\n'
+    else:
+        retries = "request_max_retries = 0\nstream_max_retries = 0\n"
+        model, provider, extra = "mock-model", "demo-mock", retries
     (codex_home / "config.toml").write_text(
-        "# Written by `codex-trio demo`: the bundled local mock model.\n"
-        'model = "mock-model"\n'
-        'model_provider = "demo-mock"\n'
+        "# Written by `codex-trio demo` into a throwaway CODEX_HOME.\n"
+        f'model = "{model}"\n'
+        f'model_provider = "{provider}"\n'
         'approval_policy = "never"\n'
         'sandbox_mode = "read-only"\n'
         "\n"
-        "[model_providers.demo-mock]\n"
-        'name = "codex-trio demo mock"\n'
+        f"[model_providers.{provider}]\n"
+        f'name = "codex-trio demo ({provider})"\n'
         f'base_url = "{base_url}"\n'
-        'wire_api = "responses"\n'
-        "request_max_retries = 0\n"
-        "stream_max_retries = 0\n",
+        'wire_api = "responses"\n' + extra,
         encoding="utf-8",
     )
 
@@ -155,15 +160,16 @@ async def run_demo(
         workdir = Path(tmp) / "work"
         workdir.mkdir()
         async with open_mock_responses() as mock:
+            codex_home = Path(tmp) / "codex-home"
+            codex_home.mkdir()
+            server_env = {**env, "CODEX_HOME": str(codex_home)}
             if use_openai:
                 if not env.get("OPENAI_API_KEY"):
                     raise DemoError("--openai needs OPENAI_API_KEY in the environment")
-                server_env = env
+                base_url = env.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+                _write_demo_config(codex_home, base_url, openai=True)
             else:
-                codex_home = Path(tmp) / "codex-home"
-                codex_home.mkdir()
                 _write_demo_config(codex_home, mock.base_url)
-                server_env = {**env, "CODEX_HOME": str(codex_home)}
                 server_env.pop("OPENAI_API_KEY", None)
                 printer._line(f"(offline demo: the model is the bundled mock at {mock.base_url})")
             command = [sys.executable, "-m", "codex_trio", "app-server"]

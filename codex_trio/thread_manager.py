@@ -19,7 +19,7 @@ import trio
 from . import REFERENCE_VERSION
 from .core import events as ev
 from .core import rollout as ro
-from .core.auth import auth_for_provider
+from .core.auth import AuthManager, AuthSettings
 from .core.config import Config, ConfigError
 from .core.instructions import BASE_INSTRUCTIONS, initial_context
 from .core.model_client import ModelClient, make_http_client
@@ -163,6 +163,13 @@ class ThreadManager:
         self.store = ThreadStore(codex_home)
         self.threads: dict[str, LoadedThread] = {}
         self._http: httpx.AsyncClient | None = None
+        # The server's credentials: every thread's requests carry them, and the account API changes them.
+        self.auth = AuthManager(
+            codex_home=codex_home,
+            env=env,
+            settings=AuthSettings.from_config(base_config),
+            http=lambda: self.http,
+        )
         # Where turns run when they must outlive the request that started them.
         self.nursery: trio.Nursery | None = None
 
@@ -225,7 +232,7 @@ class ThreadManager:
         client = ModelClient(
             provider,
             http=self.http,
-            auth=auth_for_provider(provider, env=self.env, codex_home=self.codex_home),
+            auth=self.auth.provider_for(provider),
             originator=session.originator,
             user_agent=session.user_agent or session.originator,
             environ=self.env,
@@ -408,9 +415,14 @@ class ThreadManager:
     def start_turn_task(
         self, conn: Connection, fn: Callable[..., Awaitable[Any]], *args: Any
     ) -> None:
+        async def owned() -> None:
+            # A 401 during this turn asks this connection for fresh ChatGPT tokens.
+            with self.auth.turn_owner(conn):
+                await fn(*args)
+
         # A turn belongs to the connection that started it (stdio: closing it cancels the turn) unless
         # the server runs turns in its own nursery (websocket: turns outlive a dropped connection).
         if self.nursery is not None:
-            self.nursery.start_soon(fn, *args)
+            self.nursery.start_soon(owned)
         else:
-            conn.start_soon(fn, *args)
+            conn.start_soon(owned)
