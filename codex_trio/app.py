@@ -116,6 +116,8 @@ class ClientSession:
         self.originator = "codex_cli_rs"
         self.user_agent: str | None = None
         self.experimental_api = False
+        # Per Method.sequence: the event set when the last request of that sequence is done.
+        self.sequence_tails: dict[str, trio.Event] = {}
 
     def dispatch(self, conn: Connection, request: Request) -> Reply | Deferred:
         return self.app.router.dispatch(self, conn, request)

@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import trio
+
 from .protocol.methods import CLIENT_REQUEST_METHODS, METHODS_WITHOUT_PARAMS
 from .rpc.decode import DecodeError, decoder_for, unknown_variant
 from .rpc.errors import RpcError, invalid_params
@@ -44,6 +46,9 @@ class Method:
     # Answered by the reader itself, in arrival order: for cheap handlers whose effect later requests
     # must see (initialize). Such a handler must be a plain function.
     inline: bool = False
+    # Deferred requests naming the same sequence start in the order the client sent them, each once the
+    # previous one is done (trio schedules new tasks in no fixed order); other requests still overlap.
+    sequence: str | None = None
 
 
 class Router:
@@ -85,10 +90,25 @@ class Router:
             result = method.handler(ctx, params)
             return result if isinstance(result, Reply) else Reply(result)
 
-        async def run() -> JsonValue:
-            return await method.handler(ctx, params)
+        if method.sequence is None:
 
-        return run
+            async def run() -> JsonValue:
+                return await method.handler(ctx, params)
+
+            return run
+        previous = session.sequence_tails.get(method.sequence)
+        done = trio.Event()
+        session.sequence_tails[method.sequence] = done
+
+        async def run_in_sequence() -> JsonValue:
+            try:
+                if previous is not None:
+                    await previous.wait()
+                return await method.handler(ctx, params)
+            finally:
+                done.set()
+
+        return run_in_sequence
 
     def notification(self, session: ClientSession, notification: Notification) -> None:
         if notification.method == "initialized":

@@ -87,3 +87,45 @@ async def test_capabilities_are_recorded_on_the_connection(nursery: trio.Nursery
     assert session.experimental_api is True
     assert session.conn is not None
     assert session.conn.suppressed_notifications == frozenset({"thread/started"})
+
+
+async def test_requests_of_one_sequence_run_in_arrival_order(autojump_clock: object) -> None:
+    from codex_trio.processors.initialize import InitializeProcessor
+    from codex_trio.router import Method, Router
+
+    log: list[str] = []
+
+    async def slow(ctx: object, params: None) -> str:
+        log.append("slow started")
+        await trio.sleep(1)
+        log.append("slow done")
+        return "slow"
+
+    async def fast(ctx: object, params: None) -> str:
+        log.append("fast ran")
+        return "fast"
+
+    async def other(ctx: object, params: None) -> str:
+        log.append("other ran")
+        return "other"
+
+    app = AppServer(ServerOptions(env={**os.environ, "TERM": "xterm"}))
+    app.router = Router(
+        [
+            *InitializeProcessor(app).methods(),
+            Method("userInfo", None, slow, sequence="s"),
+            Method("account/logout", None, fast, sequence="s"),
+            Method("getUserSavedConfig", None, other),
+        ]
+    )
+    transport, client = memory_transport_pair()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(app.serve_transport, transport)
+        await client.call(0, "initialize", INIT)
+        for i, method in enumerate(["userInfo", "account/logout", "getUserSavedConfig"], start=1):
+            await client.request(i, method)
+        replies = [await client.receive() for _ in range(3)]
+        nursery.cancel_scope.cancel()
+    # The unsequenced request overtakes; the second of the sequence waits for the first.
+    assert [r["id"] for r in replies] == [3, 1, 2]
+    assert log.index("slow done") < log.index("fast ran")

@@ -103,24 +103,28 @@ class AccountsProcessor:
         self._lock = trio.StrictFIFOLock()
 
     def methods(self) -> list[Method]:
-        serial = self._serial
+        def account(
+            name: str, params: Any, handler: Callable[[RequestContext, Any], Awaitable[Any]]
+        ) -> Method:
+            return Method(name, params, self._serial(handler), sequence="account")
+
         return [
-            Method("account/read", GetAccountParams, serial(self.read)),
-            Method("account/login/start", LoginAccountParams, serial(self.login_start)),
-            Method("account/login/cancel", CancelLoginAccountParams, serial(self.login_cancel)),
-            Method("account/logout", None, serial(self.logout)),
+            account("account/read", GetAccountParams, self.read),
+            account("account/login/start", LoginAccountParams, self.login_start),
+            account("account/login/cancel", CancelLoginAccountParams, self.login_cancel),
+            account("account/logout", None, self.logout),
             Method("account/rateLimits/read", None, self.rate_limits),
-            Method("getAuthStatus", GetAuthStatusParams, serial(self.get_auth_status)),
-            Method("loginApiKey", LoginApiKeyParams, serial(self.login_api_key_v1)),
-            Method("loginChatGpt", None, serial(self.login_chatgpt_v1)),
-            Method("cancelLoginChatGpt", CancelLoginChatGptParams, serial(self.cancel_login_v1)),
-            Method("logoutChatGpt", None, serial(self.logout_v1)),
+            account("getAuthStatus", GetAuthStatusParams, self.get_auth_status),
+            account("loginApiKey", LoginApiKeyParams, self.login_api_key_v1),
+            account("loginChatGpt", None, self.login_chatgpt_v1),
+            account("cancelLoginChatGpt", CancelLoginChatGptParams, self.cancel_login_v1),
+            account("logoutChatGpt", None, self.logout_v1),
             Method("userInfo", None, self.user_info),
         ]
 
     def _serial(self, handler: Callable[[RequestContext, Any], Awaitable[Any]]) -> Handler:
-        """One account operation at a time, as the reference (which handles requests one by one) does:
-        a login and a logout never interleave. Replies' follow-ups run outside, once answered."""
+        """One account operation at a time across all clients: a login and a logout never interleave.
+        (Each client's own order comes from ``Method.sequence``.) Replies' follow-ups run outside."""
 
         async def run(ctx: RequestContext, params: Any) -> Any:
             async with self._lock:

@@ -63,16 +63,16 @@ class ThreadsProcessor:
 
     def methods(self) -> list[Method]:
         return [
-            Method("thread/start", ThreadStartParams, self.start),
-            Method("thread/resume", ThreadResumeParams, self.resume),
-            Method("thread/fork", ThreadForkParams, self.fork),
-            Method("thread/read", ThreadReadParams, self.read),
-            Method("thread/list", ThreadListParams, self.list),
+            Method("thread/start", ThreadStartParams, self.start, sequence="threads"),
+            Method("thread/resume", ThreadResumeParams, self.resume, sequence="threads"),
+            Method("thread/fork", ThreadForkParams, self.fork, sequence="threads"),
+            Method("thread/read", ThreadReadParams, self.read, sequence="threads"),
+            Method("thread/list", ThreadListParams, self.list, sequence="threads"),
             Method("thread/loaded/list", ThreadLoadedListParams, self.loaded_list, inline=True),
-            Method("thread/archive", ThreadIdParams, self.archive),
-            Method("thread/unarchive", ThreadIdParams, self.unarchive),
-            Method("thread/name/set", ThreadSetNameParams, self.set_name),
-            Method("thread/rollback", ThreadRollbackParams, self.rollback),
+            Method("thread/archive", ThreadIdParams, self.archive, sequence="threads"),
+            Method("thread/unarchive", ThreadIdParams, self.unarchive, sequence="threads"),
+            Method("thread/name/set", ThreadSetNameParams, self.set_name, sequence="threads"),
+            Method("thread/rollback", ThreadRollbackParams, self.rollback, sequence="threads"),
         ]
 
     def _response(self, loaded: LoadedThread, turns: Sequence[Any] = ()) -> dict[str, Any]:
