@@ -13,14 +13,18 @@ from codex_trio.transport.stdio import StreamTransport
 
 
 class MemoryClient:
-    def __init__(self, stream: trio.abc.Stream) -> None:
+    def __init__(self, stream: trio.abc.Stream, validator: Any = None) -> None:
         self.stream = stream
         self.reader = LineReader(stream)
+        # A ProtocolValidator when the peer is the real application (not a fake dispatcher).
+        self.validator = validator
 
     async def send_raw(self, data: bytes) -> None:
         await self.stream.send_all(data)
 
     async def send(self, obj: Any) -> None:
+        if self.validator is not None:
+            self.validator.observe_client(obj)
         await self.stream.send_all(json.dumps(obj).encode() + b"\n")
 
     async def request(self, request_id: Any, method: str, params: Any = None) -> None:
@@ -33,7 +37,10 @@ class MemoryClient:
         with trio.fail_after(timeout):
             line = await self.reader.receive_line()
         assert line is not None, "server closed its output"
-        return json.loads(line)
+        message = json.loads(line)
+        if self.validator is not None:
+            self.validator.check_server(message)
+        return message
 
     async def call(self, request_id: Any, method: str, params: Any = None) -> Any:
         await self.request(request_id, method, params)
@@ -43,6 +50,6 @@ class MemoryClient:
         await self.stream.send_eof()  # type: ignore[attr-defined]
 
 
-def memory_transport_pair() -> tuple[StreamTransport, MemoryClient]:
+def memory_transport_pair(validator: Any = None) -> tuple[StreamTransport, MemoryClient]:
     server_side, client_side = trio.testing.memory_stream_pair()
-    return StreamTransport(server_side, server_side), MemoryClient(client_side)
+    return StreamTransport(server_side, server_side), MemoryClient(client_side, validator)

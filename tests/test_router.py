@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import trio
 from memclient import MemoryClient, memory_transport_pair
+from schema_check import ProtocolValidator
 
 from codex_trio.app import AppServer, ServerOptions
 from codex_trio.protocol.methods import CLIENT_REQUEST_METHODS
@@ -13,9 +15,14 @@ from codex_trio.protocol.methods import CLIENT_REQUEST_METHODS
 INIT = {"clientInfo": {"name": "harness", "version": "0.0.1"}}
 
 
+def isolated_env() -> dict[str, str]:
+    """The developer's own ~/.codex must never shape (or be touched by) these tests."""
+    return {**os.environ, "TERM": "xterm", "CODEX_HOME": tempfile.mkdtemp(prefix="codex-trio-test-")}
+
+
 async def start(nursery: trio.Nursery) -> tuple[AppServer, MemoryClient]:
-    app = AppServer(ServerOptions(env={**os.environ, "TERM": "xterm"}))
-    transport, client = memory_transport_pair()
+    app = AppServer(ServerOptions(env=isolated_env()))
+    transport, client = memory_transport_pair(ProtocolValidator())
     await nursery.start(app.serve_transport, transport)
     return app, client
 
@@ -109,7 +116,7 @@ async def test_requests_of_one_sequence_run_in_arrival_order(autojump_clock: obj
         log.append("other ran")
         return "other"
 
-    app = AppServer(ServerOptions(env={**os.environ, "TERM": "xterm"}))
+    app = AppServer(ServerOptions(env=isolated_env()))
     app.router = Router(
         [
             *InitializeProcessor(app).methods(),
