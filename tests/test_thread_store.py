@@ -199,30 +199,45 @@ async def test_changes_by_another_process_show_up(tmp_path: Path, monkeypatch: p
     assert await list_ids(store, sort_key="updated_at") == [thread_id_of(d), thread_id_of(a)]
 
 
-async def test_a_new_process_starts_from_the_persisted_index(
+async def page_ids(store: ThreadStore, limit: int = 2) -> list[str]:
+    ids: list[str] = []
+    cursor = None
+    while True:
+        page = await store.list_threads(default_provider=PROVIDER, limit=limit, cursor=cursor)
+        ids += [t.id for t in page.threads]
+        cursor = page.next_cursor
+        if cursor is None:
+            return ids
+
+
+async def test_a_new_process_pages_from_the_persisted_index(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     paths = [write_thread(tmp_path, BASE + timedelta(minutes=i), f"message {i}") for i in range(5)]
     age_tree(tmp_path, BASE + timedelta(days=1))
     first = ThreadStore(tmp_path)
     expected = [thread_id_of(p) for p in reversed(paths)]
-    assert await list_ids(first) == expected
+    assert await page_ids(first) == expected
     assert (tmp_path / ".codex-trio" / "thread_index.v1.json").is_file()
 
     scans: list[str] = []
     real_scan = ts.scan_list_head
     monkeypatch.setattr(ts, "scan_list_head", lambda path: scans.append(path) or real_scan(path))
     second = ThreadStore(tmp_path)
-    assert await list_ids(second) == expected
-    assert scans == []
+    assert await page_ids(second) == expected
+    # The first page reads its own two files (cheaper than loading the index); later pages come
+    # from the index the first process left.
+    assert scans == [str(paths[4]), str(paths[3])]
 
     # The index is not trusted over the file: a changed rollout is read again.
+    scans.clear()
     paths[0].write_text(paths[0].read_text().replace("message 0", "changed 0"))
     age(paths[0], BASE + timedelta(days=2))
     third = ThreadStore(tmp_path)
+    assert await page_ids(third) == expected
     page = await third.list_threads(default_provider=PROVIDER)
     assert page.threads[-1].preview == "changed 0"
-    assert scans == [str(paths[0])]
+    assert str(paths[0]) in scans and str(paths[1]) not in scans
 
 
 async def test_recently_written_files_are_never_served_from_the_cache(tmp_path: Path) -> None:

@@ -597,7 +597,8 @@ class _Scanner:
             self.heads.setdefault(os.path.join(home, rel), cached)
 
     def save_index(self, force: bool) -> None:
-        if not (self.persist_index and self.dirty):
+        # Saving before the index was read would replace it with what this process happened to see.
+        if not (self.persist_index and self.dirty and self.index_loaded):
             return
         now = self.clock_ns()
         if not force and now - self.last_save_ns < _INDEX_SAVE_INTERVAL_NS:
@@ -928,7 +929,10 @@ class ThreadStore:
 
         def work() -> ThreadPage:
             scanner = self._scanner
-            scanner.load_index()
+            # A first created_at page reads only its own files, faster than loading the whole index;
+            # the index pays off from the second page on (or for updated_at, which stats everything).
+            if anchor is not None or sort_key == "updated_at":
+                scanner.load_index()
             if not os.path.isdir(root):
                 return ThreadPage([], None)
             if sort_key == "updated_at":
