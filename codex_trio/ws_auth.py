@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
-import jwt
-
 AuthMode = Literal["capability-token", "signed-bearer-token"]
 AUTH_MODES: tuple[AuthMode, ...] = ("capability-token", "signed-bearer-token")
 
@@ -121,6 +119,9 @@ class SignedBearerTokenAuth:
         )
 
     def verify(self, token: str) -> None:
+        # Imported here: pyjwt pulls in cryptography, which a stdio server never needs.
+        import jwt
+
         try:
             jwt.decode(
                 token,

@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, TypedDict
 
 import httpx
-import jwt
 import trio
 
 from ..protocol.accounts import ChatgptAuthTokensRefreshResponse
@@ -214,6 +213,9 @@ def parse_id_token(token: str) -> IdTokenInfo:
         raise InvalidIdToken("invalid unicode code point") from None
     if not isinstance(payload, dict):
         raise InvalidIdToken(f"invalid type: {unexpected(payload)}, expected struct IdClaims")
+    # Imported here: pyjwt pulls in cryptography (~24 ms, ~9 MiB), which start-up does not need.
+    import jwt
+
     try:
         # Only the first three parts form the JWT, as the reference reads it.
         claims: dict[str, Any] = jwt.decode(".".join(parts[:3]), options={"verify_signature": False})
