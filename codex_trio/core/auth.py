@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, TypedDict
 import httpx
 import trio
 
-from ..protocol.accounts import ChatgptAuthTokensRefreshResponse
+from ..protocol.accounts import ChatgptAuthTokensRefreshResponse, used_percent_to_v2
 from ..rpc.decode import I32, DecodeError, decode, unexpected
 from ..rpc.errors import (
     INTERNAL_ERROR,
@@ -953,7 +953,7 @@ def _window(window: _UsageWindow | None) -> dict[str, Any] | None:
     seconds = window["limit_window_seconds"]
     minutes = math.ceil(seconds / 60) if seconds > 0 else None
     return {
-        "usedPercent": window["used_percent"],
+        "usedPercent": used_percent_to_v2(window["used_percent"]),
         "windowDurationMins": minutes,
         "resetsAt": window["reset_at"],
     }

@@ -29,11 +29,11 @@ interleaves handler output with a projection (seen in its captures):
 from __future__ import annotations
 
 import base64
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypedDict
 
+from ..protocol.accounts import RateLimitSnapshot, RateLimitWindow, used_percent_to_v2
 from ..protocol.v2 import Turn, TurnError
 
 JsonObject = dict[str, Any]
@@ -61,25 +61,6 @@ class ThreadTokenUsage(TypedDict):
     total: TokenUsageBreakdown
     last: TokenUsageBreakdown
     modelContextWindow: int | None
-
-
-class RateLimitWindow(TypedDict):
-    usedPercent: int
-    windowDurationMins: int | None
-    resetsAt: int | None
-
-
-class CreditsSnapshot(TypedDict):
-    hasCredits: bool
-    unlimited: bool
-    balance: str | None
-
-
-class RateLimitSnapshot(TypedDict):
-    primary: RateLimitWindow | None
-    secondary: RateLimitWindow | None
-    credits: CreditsSnapshot | None
-    planType: str | None
 
 
 class FileUpdateChange(TypedDict):
@@ -211,10 +192,7 @@ def token_usage_to_v2(info: Mapping[str, Any]) -> ThreadTokenUsage:
     }
 
 
-def round_half_away_from_zero(value: float) -> int:
-    """Rust's ``f64::round``: halves go away from zero (12.5 -> 13), unlike Python's round()."""
-    rounded = math.floor(abs(value) + 0.5)
-    return int(math.copysign(rounded, value))
+round_half_away_from_zero = used_percent_to_v2
 
 
 def _rate_limit_window(window: Mapping[str, Any] | None) -> RateLimitWindow | None:

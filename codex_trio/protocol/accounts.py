@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal, TypedDict
 
 from ..rpc.decode import Tagged
@@ -98,9 +99,16 @@ class GetAuthStatusResponse(TypedDict):
 
 
 class RateLimitWindow(TypedDict):
-    usedPercent: float
+    # An integer on the wire (int32): see used_percent_to_v2.
+    usedPercent: int
     windowDurationMins: int | None
     resetsAt: int | None
+
+
+def used_percent_to_v2(value: float) -> int:
+    """Rust's ``f64::round``, as the reference rounds: halves go away from zero (12.5 -> 13)."""
+    rounded = math.floor(abs(value) + 0.5)
+    return int(math.copysign(rounded, value))
 
 
 class CreditsSnapshot(TypedDict):
