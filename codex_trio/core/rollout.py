@@ -30,6 +30,8 @@ from typing import Any, Literal, TypedDict, cast
 import trio
 from typing_extensions import NotRequired
 
+from ..protocol.v2 import Turn
+
 SESSIONS_SUBDIR = "sessions"
 ARCHIVED_SESSIONS_SUBDIR = "archived_sessions"
 
@@ -84,24 +86,6 @@ class SessionMetaPayload(TypedDict):
 class CompactedPayload(TypedDict):
     message: str
     replacement_history: NotRequired[list[ResponseItem]]
-
-
-TurnStatus = Literal["completed", "interrupted", "failed", "inProgress"]
-
-
-class TurnError(TypedDict):
-    message: str
-    codexErrorInfo: Any
-    additionalDetails: str | None
-
-
-class Turn(TypedDict):
-    """A v2 ``Turn`` as thread/read, thread/resume and thread/fork return it."""
-
-    id: str
-    items: list[JsonObject]
-    status: TurnStatus
-    error: TurnError | None
 
 
 # --------------------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, TypedDict
+from typing import Any, Literal, NamedTuple
 
 import trio
 
@@ -59,6 +59,8 @@ from codex_trio.core.rollout import (
     reconstruct_turns,
     user_message_text,
 )
+
+from ..protocol.v2 import GitInfo, Thread
 
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
@@ -108,26 +110,6 @@ def _io_error_text(exc: OSError) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-class GitInfoObject(TypedDict):
-    sha: str | None
-    branch: str | None
-    originUrl: str | None
-
-
-class ThreadObject(TypedDict):
-    """A v2 ``Thread``."""
-
-    id: str
-    preview: str
-    modelProvider: str
-    createdAt: int
-    updatedAt: int
-    path: str | None
-    cwd: str
-    cliVersion: str
-    source: Any
-    gitInfo: GitInfoObject | None
-    turns: list[Turn]
 
 
 def session_source_to_v2(source: Any) -> Any:
@@ -365,8 +347,8 @@ class ThreadSummary:
     source: Any
     git: dict[str, Any] | None = None
 
-    def to_thread(self, turns: Sequence[Turn] = ()) -> ThreadObject:
-        git_info: GitInfoObject | None = None
+    def to_thread(self, turns: Sequence[Turn] = ()) -> Thread:
+        git_info: GitInfo | None = None
         if self.git is not None:
             git_info = {
                 "sha": self.git.get("commit_hash"),
@@ -988,12 +970,12 @@ class ThreadStore:
         summary: ThreadSummary = await trio.to_thread.run_sync(read_thread_summary, path, default_provider)
         return summary
 
-    async def read_thread(self, path: Path, *, default_provider: str, include_turns: bool) -> ThreadObject:
+    async def read_thread(self, path: Path, *, default_provider: str, include_turns: bool) -> Thread:
         """The v2 Thread of a rollout, with its rebuilt turns when ``include_turns``."""
         if not include_turns:
             return (await self.read_summary(path, default_provider=default_provider)).to_thread()
 
-        def work() -> ThreadObject:
+        def work() -> Thread:
             rollout: Rollout = read_rollout(path)
             try:
                 mtime_ns: int | None = os.stat(path).st_mtime_ns
@@ -1002,7 +984,7 @@ class ThreadStore:
             summary = summary_from_records(_head_records(rollout.lines), path, mtime_ns, default_provider)
             return summary.to_thread(reconstruct_turns(rollout))
 
-        thread: ThreadObject = await trio.to_thread.run_sync(work)
+        thread: Thread = await trio.to_thread.run_sync(work)
         return thread
 
     # ---- archive -----------------------------------------------------------------------------

@@ -194,11 +194,20 @@ class TurnError(TypedDict):
     additionalDetails: str | None
 
 
+TurnStatus = Literal["completed", "interrupted", "failed", "inProgress"]
+
+
 class Turn(TypedDict):
     id: str
     items: list[Any]
-    status: Literal["completed", "interrupted", "failed", "inProgress"]
+    status: TurnStatus
     error: TurnError | None
+
+
+class GitInfo(TypedDict):
+    sha: str | None
+    branch: str | None
+    originUrl: str | None
 
 
 class Thread(TypedDict):
@@ -211,5 +220,5 @@ class Thread(TypedDict):
     cwd: str
     cliVersion: str
     source: Any
-    gitInfo: Any
+    gitInfo: GitInfo | None
     turns: list[Turn]
