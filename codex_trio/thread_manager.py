@@ -26,6 +26,7 @@ from .core.model_client import ModelClient, make_http_client
 from .core.thread import CodexThread, TurnSettings
 from .core.thread_store import ThreadStore, ThreadSummary
 from .processors.projection import ProjectionState, legacy_notification, project, v2_notifications
+from .protocol.v2 import GitInfo, Thread
 from .rpc.errors import ConnectionClosed, RpcError
 from .rpc.session import Connection
 
@@ -118,7 +119,7 @@ class LoadedThread:
     preview: str
     projection: ProjectionState
     # As the stored thread says, for a resumed one (a new thread is not looked up in git).
-    git_info: Any = None
+    git_info: GitInfo | None = None
     # Connections that receive this thread's notifications.
     subscribers: list[Connection] = field(default_factory=list)
     # The interrupt that is waiting to answer between turn_aborted and turn/completed.
@@ -129,7 +130,7 @@ class LoadedThread:
     def id(self) -> str:
         return self.thread.id
 
-    def to_thread(self, turns: Sequence[Any] = ()) -> dict[str, Any]:
+    def to_thread(self, turns: Sequence[Any] = ()) -> Thread:
         return {
             "id": self.thread.id,
             "preview": self.preview,

@@ -367,15 +367,3 @@ class Connection:
         else:
             pending.result = reply.result
         pending.done.set()
-
-
-async def serve_connection(
-    transport: Any,
-    dispatcher: Dispatcher,
-    *,
-    limits: Limits | None = None,
-    name: str = "client",
-    task_status: trio.TaskStatus[Connection] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Serve one client over ``transport`` until it goes away; reports the Connection when started."""
-    await Connection(transport, dispatcher, limits=limits, name=name).serve(task_status=task_status)
