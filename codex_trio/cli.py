@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -111,10 +112,10 @@ async def _watch_parent(cancel_scope: trio.CancelScope, parent: int, interval: f
 
 async def serve_app_server(
     options: ServerOptions,
-    listen: str,
     ws_options: WebSocketOptions | None = None,
     parent: int = PARENT_PID_AT_START,
 ) -> None:
+    """Serve on stdio, or on a websocket listener when ``ws_options`` is given."""
     app = AppServer(options)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_watch_signals, nursery.cancel_scope)
@@ -145,8 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ws_options = websocket_options_from_args(args, args.listen)
             elif args.listen != "stdio://":
                 raise UsageError(f"unsupported --listen URL {args.listen!r}: expected stdio://, ws:// or wss://")
-            elif websocket_flags_used(args):
-                raise UsageError(f"{', '.join(websocket_flags_used(args))} only apply to ws:// and wss://")
+            elif stray := websocket_flags_used(args):
+                raise UsageError(f"{', '.join(stray)} only apply to ws:// and wss://")
         except (UsageError, WebSocketConfigError) as exc:
             print(f"codex-trio: {exc}", file=sys.stderr)
             return 2
@@ -156,13 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Over websocket a dropped connection must not end turns others may be watching.
             turns_outlive_connection=ws_options is not None,
         )
-        try:
-            trio.run(serve_app_server, options, args.listen, ws_options)
-        except UsageError as exc:
-            print(f"codex-trio: {exc}", file=sys.stderr)
-            return 2
-        except KeyboardInterrupt:
-            pass
+        with contextlib.suppress(KeyboardInterrupt):
+            trio.run(serve_app_server, options, ws_options)
         return 0
     if args.command == "demo":
         from .demo import DEFAULT_PROMPT, DemoError, run_demo
