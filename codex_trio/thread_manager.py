@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 
 Notification = tuple[str, dict[str, Any]]
 
+# How long an interrupted turn may take to wind down before whoever waits on it (turn/interrupt's
+# answer, thread/archive) goes on anyway.
+INTERRUPT_WAIT_SECONDS = 5.0
+
 
 def sandbox_policy_v2(config: Config) -> dict[str, Any]:
     if config.sandbox_mode == "read-only":
@@ -406,7 +410,7 @@ class ThreadManager:
             await self.broadcast(loaded, [legacy_notification(loaded.id, turn_id, msg)])
             if loaded.abort_emitted is not None:
                 loaded.abort_emitted.set()
-            with trio.move_on_after(5):
+            with trio.move_on_after(INTERRUPT_WAIT_SECONDS):
                 await loaded.interrupt_ack.wait()
             loaded.interrupt_ack = loaded.abort_emitted = None
             await self.broadcast(loaded, v2_notifications(loaded.projection, turn_id, msg))

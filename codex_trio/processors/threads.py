@@ -28,7 +28,7 @@ from ..protocol.v2 import (
 from ..router import Method, RequestContext
 from ..rpc.errors import RpcError
 from ..rpc.session import Reply
-from ..thread_manager import LoadedThread, ThreadManager, sandbox_policy_v2
+from ..thread_manager import INTERRUPT_WAIT_SECONDS, LoadedThread, ThreadManager, sandbox_policy_v2
 
 if TYPE_CHECKING:
     from ..app import AppServer
@@ -204,7 +204,7 @@ class ThreadsProcessor:
         loaded = self.manager.get(thread_id)
         turn = loaded.thread.interrupt() if loaded is not None else None
         if turn is not None:
-            with trio.move_on_after(5):
+            with trio.move_on_after(INTERRUPT_WAIT_SECONDS):
                 await turn.done.wait()
         try:
             await self.manager.store.archive(thread_id)

@@ -11,14 +11,12 @@ from ..protocol.v2 import TurnInterruptParams, TurnStartParams
 from ..router import Method, RequestContext
 from ..rpc.errors import RpcError
 from ..rpc.session import Reply
-from ..thread_manager import LoadedThread, ThreadManager
+from ..thread_manager import INTERRUPT_WAIT_SECONDS, LoadedThread, ThreadManager
 from .threads import check_thread_id
 
 if TYPE_CHECKING:
     from ..app import AppServer
 
-# How long turn/interrupt waits for the turn to wind down before it answers anyway.
-INTERRUPT_WAIT_SECONDS = 5.0
 
 
 def in_progress_turn(turn_id: str) -> dict[str, Any]:
