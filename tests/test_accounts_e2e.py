@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import ssl
 import stat
 import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -25,6 +26,7 @@ import httpx
 import jwt
 import pytest
 import trio
+import trustme
 from schema_check import ProtocolValidator
 
 from codex_trio.testing import harness as h
@@ -828,3 +830,165 @@ async def test_rate_limits_read_maps_the_usage_endpoint() -> None:
             "Bearer at-usage",
             "org-x",
         )
+
+
+# --------------------------------------------------------------------------------------------------
+# Where model requests go
+# --------------------------------------------------------------------------------------------------
+
+CHATGPT_HOST = "chatgpt.com:443"
+API_HOST = "api.openai.com:443"
+# The headers of a model request as the reference sends them (less host and content-length), by login.
+# With ChatGPT tokens the reference also zstd-compresses the body (content-encoding: zstd); we send it
+# uncompressed, as the reference itself does when its request compression is turned off.
+API_KEY_HEADERS = {
+    "accept",
+    "authorization",
+    "content-type",
+    "originator",
+    "session_id",
+    "user-agent",
+    "version",
+    "x-oai-web-search-eligible",
+}
+CHATGPT_HEADERS = API_KEY_HEADERS | {"chatgpt-account-id"}
+
+
+async def _pipe(source: trio.SocketStream, sink: trio.SocketStream, done: trio.CancelScope) -> None:
+    try:
+        while chunk := await source.receive_some(65536):
+            await sink.send_all(chunk)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    finally:
+        done.cancel()
+
+
+@dataclass
+class TunnelProxy:
+    """The server's HTTPS proxy, standing in for the internet: a CONNECT to a host in ``routes`` is
+    tunnelled to that local port, anything else is refused. Records every target asked for."""
+
+    routes: dict[str, int]
+    targets: list[str] = field(default_factory=list)
+    port: int = 0
+
+    async def serve(self, *, task_status: trio.TaskStatus[TunnelProxy] = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        self.port = listeners[0].socket.getsockname()[1]
+        task_status.started(self)
+        await trio.serve_listeners(self._handle, listeners)
+
+    async def _handle(self, client: trio.SocketStream) -> None:
+        head = b""
+        try:
+            with trio.move_on_after(WAIT):
+                while b"\r\n\r\n" not in head:
+                    chunk = await client.receive_some(4096)
+                    if not chunk:
+                        break
+                    head += chunk
+            method, _, rest = head.split(b"\r\n", 1)[0].decode("latin-1").partition(" ")
+            target = rest.partition(" ")[0]
+            self.targets.append(target)
+            port = self.routes.get(target)
+            if method != "CONNECT" or port is None:
+                await client.send_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
+                return
+            async with await trio.open_tcp_stream("127.0.0.1", port) as upstream:
+                await client.send_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_pipe, client, upstream, nursery.cancel_scope)
+                    nursery.start_soon(_pipe, upstream, client, nursery.cancel_scope)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+        finally:
+            await trio.aclose_forcefully(client)
+
+
+@dataclass
+class Internet:
+    chatgpt: mr.MockResponses  # https://chatgpt.com/backend-api/codex
+    api: mr.MockResponses  # https://api.openai.com/v1
+    proxy: TunnelProxy
+    env: dict[str, str | None]
+
+
+@asynccontextmanager
+async def internet() -> AsyncIterator[Internet]:
+    """chatgpt.com and api.openai.com as TLS mocks on 127.0.0.1, reached through a tunnelling proxy
+    with a certificate the server is made to trust, so that the server's own default URLs are used."""
+    ca = trustme.CA()
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("chatgpt.com", "api.openai.com").configure_cert(tls)
+    async with (
+        mr.open_mock_responses(
+            default=mr.text("backend"), prefix="/backend-api/codex", ssl_context=tls
+        ) as chatgpt,
+        mr.open_mock_responses(default=mr.text("api"), ssl_context=tls) as api,
+        trio.open_nursery() as nursery,
+    ):
+        routes = {CHATGPT_HOST: chatgpt.port, API_HOST: api.port}
+        proxy: TunnelProxy = await nursery.start(TunnelProxy(routes).serve)
+        with tempfile.TemporaryDirectory(prefix="accounts-ca-") as tmp:
+            ca_file = Path(tmp) / "ca.pem"
+            ca.cert_pem.write_to_path(str(ca_file))
+            url = f"http://127.0.0.1:{proxy.port}"
+            env: dict[str, str | None] = {"SSL_CERT_FILE": str(ca_file)}
+            for name in ("HTTPS_PROXY", "ALL_PROXY"):
+                env[name] = env[name.lower()] = url
+            yield Internet(chatgpt, api, proxy, env)
+        nursery.cancel_scope.cancel()
+
+
+def builtin_openai_provider(home: Path) -> None:
+    """The built-in ``openai`` provider, as most users run it (chatgpt_base_url stays the backend mock)."""
+    config = home / "config.toml"
+    config.write_text(config.read_text().replace('model_provider = "mock"\n', ""))
+
+
+def builtin_openai_provider_with_stored_chatgpt_tokens(home: Path) -> None:
+    builtin_openai_provider(home)
+    stored_chatgpt_tokens(home)
+
+
+@pytest.mark.parametrize("login", ["chatgptAuthTokens", "chatgpt"])
+async def test_chatgpt_logins_reach_the_chatgpt_backend_and_api_keys_the_api(login: str) -> None:
+    # As the reference: with no OPENAI_BASE_URL, a ChatGPT login (handed-in tokens, or a browser login's
+    # tokens in auth.json) sends model requests to https://chatgpt.com/backend-api/codex/responses, not
+    # to chatgpt_base_url; an API key to https://api.openai.com/v1/responses. Chosen per request, so
+    # switching logins within a thread takes effect at the next turn.
+    tokens = login == "chatgptAuthTokens"
+    prepare = builtin_openai_provider if tokens else builtin_openai_provider_with_stored_chatgpt_tokens
+    async with internet() as net, world(env={**net.env, "OPENAI_BASE_URL": None}, prepare=prepare) as w:
+        thread_id = await w.start_thread()
+        if tokens:
+            await login_with_tokens(w)
+        assert (await w.turn(thread_id))["turn"]["status"] == "completed"
+        await w.server.call_result("account/logout")
+        await w.server.call_result("account/login/start", {"type": "apiKey", "apiKey": "sk-e2e-api"})
+        assert (await w.turn(thread_id))["turn"]["status"] == "completed"
+
+        assert net.proxy.targets == [CHATGPT_HOST, API_HOST]
+        [to_backend] = net.chatgpt.requests
+        assert (to_backend.method, to_backend.path) == ("POST", "/backend-api/codex/responses")
+        assert bearer(to_backend) == ("Bearer at-1" if tokens else "Bearer at-file", "org-x")
+        assert set(to_backend.headers) - {"host", "content-length"} == CHATGPT_HEADERS
+        [to_api] = net.api.requests
+        assert (to_api.method, to_api.path) == ("POST", "/v1/responses")
+        assert bearer(to_api) == ("Bearer sk-e2e-api", None)
+        assert set(to_api.headers) - {"host", "content-length"} == API_KEY_HEADERS
+        assert to_backend.headers["session_id"] == to_api.headers["session_id"] == thread_id
+        # chatgpt_base_url (the backend mock) and the configured mock provider are not used for turns.
+        assert w.backend.seen == [] and w.model.requests == []
+
+
+async def test_openai_base_url_wins_over_a_chatgpt_login() -> None:
+    async with internet() as net, world(env=net.env, prepare=builtin_openai_provider) as w:
+        thread_id = await w.start_thread()
+        await login_with_tokens(w)
+        assert (await w.turn(thread_id))["turn"]["status"] == "completed"
+        [request] = w.model.requests
+        assert (request.method, request.path) == ("POST", "/v1/responses")
+        assert bearer(request) == ("Bearer at-1", "org-x")
+        assert net.proxy.targets == []

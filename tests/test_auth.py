@@ -437,6 +437,36 @@ async def test_api_keys_and_no_auth_are_not_refreshed(tmp_path: Path) -> None:
     assert await provider.headers() == {"authorization": "Bearer sk-env"}
 
 
+async def test_the_login_chooses_the_base_url_of_a_provider_without_one(tmp_path: Path) -> None:
+    # As the reference: ChatGPT tokens, stored or handed in, mean the ChatGPT backend; an API key or no
+    # login the OpenAI API. A provider's env_key changes the bearer token, not that choice.
+    m = manager(tmp_path)
+    m.env = {"MY_KEY": "sk-env"}
+    plain = ModelProviderInfo(id="p", name="p", base_url=None)
+    keyed = ModelProviderInfo(id="p", name="p", base_url=None, env_key="MY_KEY")
+    auths = [m.provider_for(plain), m.provider_for(keyed)]
+
+    def urls() -> set[str]:
+        return {plain.api_base_url(chatgpt_auth=auth.is_chatgpt()) for auth in auths}
+
+    api, backend = {"https://api.openai.com/v1"}, {"https://chatgpt.com/backend-api/codex"}
+    assert urls() == api
+    await m.login_api_key("sk-key")
+    assert urls() == api
+    external(m)
+    assert urls() == backend
+    assert await auths[1].headers() == {"authorization": "Bearer sk-env"}
+    await m.logout()
+    assert urls() == api
+    stored_chatgpt(tmp_path)
+    await m.reload()
+    assert urls() == backend
+    # A base URL set in the configuration (or by OPENAI_BASE_URL) wins over the login.
+    assert ModelProviderInfo(id="p", name="p", base_url="http://mock/v1").api_base_url(chatgpt_auth=True) == (
+        "http://mock/v1"
+    )
+
+
 def stored_chatgpt(codex_home: Path, **extra: Any) -> None:
     data = {
         "OPENAI_API_KEY": None,

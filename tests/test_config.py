@@ -157,7 +157,7 @@ def test_defaults_without_config_file(codex_home: Path, home: Path, workdir: Pat
     assert config.model_provider == ModelProviderInfo(
         id="openai",
         name="OpenAI",
-        base_url="https://api.openai.com/v1",
+        base_url=None,  # chosen per request from the login
         wire_api="responses",
         requires_openai_auth=True,
         http_headers={"version": "0.94.0"},
@@ -206,7 +206,10 @@ def test_openai_base_url_from_env(codex_home: Path, home: Path, workdir: Path) -
     config = load(codex_home, home, workdir, env={"OPENAI_BASE_URL": "http://127.0.0.1:5/v1"})
     assert config.model_provider.base_url == "http://127.0.0.1:5/v1"
     blank = load(codex_home, home, workdir, env={"OPENAI_BASE_URL": "  "})
-    assert blank.model_provider.base_url == "https://api.openai.com/v1"
+    # A blank OPENAI_BASE_URL is no base URL: the login decides per request.
+    assert blank.model_provider.base_url is None
+    assert blank.model_provider.api_base_url(chatgpt_auth=False) == "https://api.openai.com/v1"
+    assert blank.model_provider.api_base_url(chatgpt_auth=True) == "https://chatgpt.com/backend-api/codex"
 
 
 # -- values from config.toml ---------------------------------------------------------------------

@@ -654,6 +654,9 @@ class RefreshingAuth:
         self.token = "new-token"
         return self.succeeds
 
+    def is_chatgpt(self) -> bool:
+        return True
+
 
 async def test_401_refreshes_once_and_retries_with_new_headers() -> None:
     auth = RefreshingAuth()
@@ -663,6 +666,56 @@ async def test_401_refreshes_once_and_retries_with_new_headers() -> None:
     assert auth.refreshes == 1
     assert [r.headers["authorization"] for r in server.requests] == ["Bearer old-token", "Bearer new-token"]
     assert server.requests[1].headers["chatgpt-account-id"] == "org-x"
+
+
+class SwitchingAuth:
+    """ChatGPT tokens until the 401, after which the refresh leaves an API key login."""
+
+    def __init__(self) -> None:
+        self.chatgpt = True
+
+    async def headers(self) -> dict[str, str]:
+        if self.chatgpt:
+            return {"authorization": "Bearer at-1", "chatgpt-account-id": "org-x"}
+        return {"authorization": "Bearer sk-later"}
+
+    async def refresh_after_unauthorized(self) -> bool:
+        self.chatgpt = False
+        return True
+
+    def is_chatgpt(self) -> bool:
+        return self.chatgpt
+
+
+@pytest.mark.parametrize(
+    ("auth", "url"),
+    [
+        (RefreshingAuth(), "https://chatgpt.com/backend-api/codex/responses?api-version=1"),
+        (ApiKeyAuth("sk-x"), "https://api.openai.com/v1/responses?api-version=1"),
+        (NoAuth(), "https://api.openai.com/v1/responses?api-version=1"),
+    ],
+)
+async def test_without_a_base_url_the_login_chooses_the_endpoint(auth: Any, url: str) -> None:
+    server = Server(ok(sse(CREATED, COMPLETED)))
+    await collect(client(server, auth=auth, base_url=None, query_params={"api-version": "1"}))
+    assert [str(r.url) for r in server.requests] == [url]
+
+
+async def test_a_configured_base_url_wins_over_chatgpt_tokens() -> None:
+    server = Server(ok(sse(CREATED, COMPLETED)))
+    await collect(client(server, auth=RefreshingAuth()))
+    assert str(server.requests[0].url) == "http://127.0.0.1:9999/v1/responses"
+    assert server.requests[0].headers["chatgpt-account-id"] == "org-x"
+
+
+async def test_the_endpoint_follows_a_login_change_between_requests() -> None:
+    server = Server(status(401), ok(sse(CREATED, COMPLETED)))
+    await collect(client(server, auth=SwitchingAuth(), base_url=None))
+    assert [(str(r.url), r.headers["authorization"]) for r in server.requests] == [
+        ("https://chatgpt.com/backend-api/codex/responses", "Bearer at-1"),
+        ("https://api.openai.com/v1/responses", "Bearer sk-later"),
+    ]
+    assert "chatgpt-account-id" not in server.requests[1].headers
 
 
 async def test_a_second_401_fails() -> None:

@@ -609,8 +609,13 @@ class AuthManager:
         if provider.env_key:
             key = self.env.get(provider.env_key, "").strip()
             if key:
-                return ApiKeyAuth(key)
+                return _EnvKeyAuth(key, self)
         return _ManagedAuth(self)
+
+    @property
+    def is_chatgpt(self) -> bool:
+        """Logged in with ChatGPT tokens (browser login or handed in by the client)."""
+        return self.mode in ("chatgpt", "chatgptAuthTokens")
 
     async def refresh_after_unauthorized(self, seen_generation: int) -> bool:
         """Recover from a 401 of a request made with the credentials of ``seen_generation``.
@@ -900,6 +905,23 @@ class _ManagedAuth:
 
     async def refresh_after_unauthorized(self) -> bool:
         return await self._manager.refresh_after_unauthorized(self._seen)
+
+    def is_chatgpt(self) -> bool:
+        return self._manager.is_chatgpt
+
+
+class _EnvKeyAuth(ApiKeyAuth):
+    """The key from a provider's ``env_key``. It is sent instead of the login's credentials, yet the
+    login still chooses the base URL of a provider without one, as in the reference."""
+
+    __slots__ = ("_manager",)
+
+    def __init__(self, key: str, manager: AuthManager) -> None:
+        super().__init__(key)
+        self._manager = manager
+
+    def is_chatgpt(self) -> bool:
+        return self._manager.is_chatgpt
 
 
 # ---- the usage endpoint's payload -----------------------------------------------------------------

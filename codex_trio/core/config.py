@@ -57,7 +57,6 @@ SYSTEM_CONFIG_TOML = Path("/etc/codex/config.toml")
 DEFAULT_MODEL = "gpt-5.2-codex"
 DEFAULT_MODEL_PROVIDER_ID = "openai"
 DEFAULT_CHATGPT_BASE_URL = "https://chatgpt.com/backend-api/"
-DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 # Our own setting (the reference hard-codes 10 s): how long to wait for the client's answer to
 # `account/chatgptAuthTokens/refresh`.
 DEFAULT_CHATGPT_AUTH_REFRESH_TIMEOUT_MS = 10_000
@@ -1090,7 +1089,8 @@ def built_in_model_providers(env: Mapping[str, str]) -> dict[str, ModelProviderI
         OPENAI_PROVIDER_ID: ModelProviderInfo(
             id=OPENAI_PROVIDER_ID,
             name="OpenAI",
-            base_url=_non_blank(env, "OPENAI_BASE_URL") or DEFAULT_OPENAI_BASE_URL,
+            # Unset: chosen per request from the login (see ModelProviderInfo.api_base_url).
+            base_url=_non_blank(env, "OPENAI_BASE_URL"),
             wire_api="responses",
             requires_openai_auth=True,
             http_headers={"version": REFERENCE_VERSION},
@@ -1114,9 +1114,9 @@ def _provider_from_toml(provider_id: str, table: Mapping[str, Any]) -> ModelProv
     return ModelProviderInfo(
         id=provider_id,
         name=table["name"],
-        # Unset means the OpenAI API (the reference switches to the ChatGPT backend for ChatGPT
-        # logins; see the model client).
-        base_url=table.get("base_url", DEFAULT_OPENAI_BASE_URL),
+        # Unset: the OpenAI API, or the ChatGPT backend while logged in with ChatGPT tokens, chosen
+        # per request (see ModelProviderInfo.api_base_url).
+        base_url=table.get("base_url"),
         # In 0.94.0 an unset wire_api still means the (deprecated) Chat Completions API.
         wire_api=table.get("wire_api", "chat"),
         env_key=table.get("env_key"),

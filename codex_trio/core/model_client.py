@@ -1,5 +1,9 @@
 """Client for the OpenAI Responses API (``POST {base_url}/responses``, streamed as server-sent events).
 
+The base URL is the provider's; a provider without one is reached at the ChatGPT backend while the
+account is logged in with ChatGPT tokens and at the OpenAI API otherwise, decided for each request
+(see :meth:`ModelProviderInfo.api_base_url`), so a login after a thread started takes effect at once.
+
 It behaves like the reference (Codex 0.94.0), checked by running it against a local mock:
 
 - Request phase: failed connections and 5xx answers are retried up to ``provider.request_max_retries``
@@ -598,6 +602,11 @@ class AuthProvider(Protocol):
         are its own to bound (the reference gives a client 10 s to answer a token refresh request)."""
         ...
 
+    def is_chatgpt(self) -> bool:
+        """Whether the account is logged in with ChatGPT tokens now; read for every request, right
+        after headers(), to choose the base URL of a provider that has none."""
+        ...
+
 
 class ApiKeyAuth:
     """A static API key: nothing to refresh, so a 401 fails the call."""
@@ -616,6 +625,9 @@ class ApiKeyAuth:
     async def refresh_after_unauthorized(self) -> bool:
         return False
 
+    def is_chatgpt(self) -> bool:
+        return False
+
 
 class NoAuth:
     """For providers that take no credentials."""
@@ -624,6 +636,9 @@ class NoAuth:
         return {}
 
     async def refresh_after_unauthorized(self) -> bool:
+        return False
+
+    def is_chatgpt(self) -> bool:
         return False
 
 
@@ -708,7 +723,9 @@ class ModelClient:
         return self.provider.stream_idle_timeout_ms / 1000
 
     def url(self) -> str:
-        url = self.provider.base_url.rstrip("/") + "/responses"
+        """Where the next request goes, with the credentials the auth provider holds now."""
+        base_url = self.provider.api_base_url(chatgpt_auth=self._auth.is_chatgpt())
+        url = base_url.rstrip("/") + "/responses"
         if self.provider.query_params:
             # Unencoded, as the reference joins them; httpx percent-encodes what must be.
             url += "?" + "&".join(f"{key}={value}" for key, value in self.provider.query_params.items())
@@ -776,12 +793,12 @@ class ModelClient:
             raise unauthorized_error() from None
 
     async def _open_with_retries(self, call: _Call) -> httpx.Response:
-        url = self.url()
         max_retries = max(self.provider.request_max_retries, 0)
         attempt = 0
         while True:
             headers = await self._headers(call)
-            request = self._http.build_request("POST", url, headers=headers, content=call.body)
+            # Read with no checkpoint since headers(): the URL matches the credentials just taken.
+            request = self._http.build_request("POST", self.url(), headers=headers, content=call.body)
             # The reference's HTTP stack sends neither; keeping the request identical keeps mocks honest.
             for name in ("accept-encoding", "connection"):
                 if name not in {key.lower() for key in headers}:
