@@ -15,6 +15,7 @@ import trio
 
 from .core.config import ConfigError, find_codex_home, load_config, parse_cli_overrides
 from .processors.accounts import AccountsProcessor
+from .processors.command import CommandProcessor
 from .processors.initialize import InitializeProcessor
 from .processors.threads import ThreadsProcessor
 from .processors.turns import TurnsProcessor
@@ -60,6 +61,7 @@ class AppServer:
             ThreadsProcessor(self),
             TurnsProcessor(self),
             AccountsProcessor(self),
+            CommandProcessor(self),
         ]
         methods: list[Method] = []
         for processor in self.processors:

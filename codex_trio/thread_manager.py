@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,8 +24,9 @@ from .core.auth import AuthManager, AuthSettings
 from .core.config import Config, ConfigError
 from .core.instructions import BASE_INSTRUCTIONS, initial_context
 from .core.model_client import ModelClient, make_http_client
-from .core.thread import CodexThread, TurnSettings
+from .core.thread import CodexThread, ToolOptions, TurnSettings
 from .core.thread_store import ThreadStore, ThreadSummary
+from .processors.client_requests import OwnerChannel
 from .processors.projection import ProjectionState, legacy_notification, project, v2_notifications
 from .protocol.v2 import GitInfo, Thread
 from .rpc.errors import ConnectionClosed, RpcError
@@ -177,6 +179,8 @@ class ThreadManager:
         )
         # Where turns run when they must outlive the request that started them.
         self.nursery: trio.Nursery | None = None
+        # The connection whose turn is running, per task: approvals and questions go to it.
+        self._turn_owner: ContextVar[Connection | None] = ContextVar(f"turn-owner-{id(self)}", default=None)
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -232,6 +236,7 @@ class ThreadManager:
         preview: str,
         cli_version: str = REFERENCE_VERSION,
         unrecorded: list[dict[str, Any]] | None = None,
+        dynamic_tools: Sequence[Mapping[str, Any]] = (),
     ) -> LoadedThread:
         provider = config.model_provider
         client = ModelClient(
@@ -258,6 +263,16 @@ class ThreadManager:
             model_stream=client.stream,
             stream_max_retries=provider.stream_max_retries,
             unrecorded=unrecorded,
+            tool_options=ToolOptions(
+                features=dict(config.features),
+                web_search=config.web_search,
+                view_image=config.tools.view_image,
+                dynamic_tools=tuple(dict(spec) for spec in dynamic_tools),
+            ),
+            client=OwnerChannel(self, lambda: _require(loaded), self._turn_owner),
+            env=self.env,
+            shell_environment_policy=config.shell_environment_policy,
+            rules_file=self.codex_home / "rules" / "default.rules",
         )
         loaded = LoadedThread(
             thread=thread,
@@ -282,7 +297,14 @@ class ThreadManager:
             user_instructions=None,
         )
 
-    def start_thread(self, config: Config, session: ClientSession, *, ephemeral: bool) -> LoadedThread:
+    def start_thread(
+        self,
+        config: Config,
+        session: ClientSession,
+        *,
+        ephemeral: bool,
+        dynamic_tools: Sequence[Mapping[str, Any]] = (),
+    ) -> LoadedThread:
         now = ro.utc_now()
         thread_id = ro.new_thread_id(now)
         base = config.base_instructions or BASE_INSTRUCTIONS
@@ -314,6 +336,7 @@ class ThreadManager:
             created_at=int(now.timestamp()),
             path=path,
             preview="",
+            dynamic_tools=dynamic_tools,
         )
 
     async def resume_thread(
@@ -421,7 +444,8 @@ class ThreadManager:
         self, conn: Connection, fn: Callable[..., Awaitable[Any]], *args: Any
     ) -> None:
         async def owned() -> None:
-            # A 401 during this turn asks this connection for fresh ChatGPT tokens.
+            # A 401 during this turn asks this connection for fresh ChatGPT tokens, and approvals go to it.
+            self._turn_owner.set(conn)
             with self.auth.turn_owner(conn):
                 await fn(*args)
 
@@ -431,3 +455,8 @@ class ThreadManager:
             self.nursery.start_soon(owned)
         else:
             conn.start_soon(owned)
+
+
+def _require(loaded: LoadedThread | None) -> LoadedThread:
+    assert loaded is not None
+    return loaded

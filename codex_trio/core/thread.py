@@ -24,6 +24,8 @@ import trio
 from . import events as ev
 from . import model_client as mc
 from . import rollout as ro
+from . import tools
+from .exec import reserialize_shell_output
 from .instructions import (
     TURN_ABORTED,
     collaboration_mode_instructions,
@@ -31,6 +33,7 @@ from .instructions import (
     message,
     permissions_instructions,
 )
+from .turn_diff import TurnDiffTracker
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +127,17 @@ def settings_update_items(before: TurnSettings, after: TurnSettings) -> list[dic
     return items
 
 
+@dataclass(frozen=True)
+class ToolOptions:
+    """What, besides the model, decides the tools a thread offers: config toggles and the dynamic tools
+    the client declared at thread/start."""
+
+    features: Mapping[str, bool] = field(default_factory=dict)
+    web_search: str | None = None
+    view_image: bool | None = None
+    dynamic_tools: tuple[Mapping[str, Any], ...] = ()
+
+
 @dataclass
 class ActiveTurn:
     id: str
@@ -178,6 +192,9 @@ async def user_input_to_response_item(inputs: list[dict[str, Any]], cwd: Path) -
     return {"type": "message", "role": "user", "content": content}
 
 
+# The function tools whose JSON outputs the freeform-patch models read as text.
+_REWRITTEN_OUTPUTS = frozenset({"shell", "shell_command", "container.exec", "local_shell", "apply_patch"})
+
 IMAGE_OPEN_TAG = "<image>"
 IMAGE_CLOSE_TAG = "</image>"
 
@@ -216,6 +233,11 @@ class CodexThread:
         stream_max_retries: int = 0,
         rng: random.Random | None = None,
         unrecorded: list[dict[str, Any]] | None = None,
+        tool_options: ToolOptions | None = None,
+        client: tools.ClientChannel | None = None,
+        env: Mapping[str, str] | None = None,
+        shell_environment_policy: Mapping[str, Any] | None = None,
+        rules_file: Path | None = None,
     ) -> None:
         self.id = thread_id
         self.settings = settings
@@ -226,6 +248,14 @@ class CodexThread:
         self.model_stream = model_stream
         self.stream_max_retries = stream_max_retries
         self._rng = rng or random.Random()
+        self.tool_options = tool_options or ToolOptions()
+        # Whom a running turn asks for approvals and answers (the app layer routes it to the client
+        # that owns the turn).
+        self.client: tools.ClientChannel = client or tools.NoClient()
+        self.env: Mapping[str, str] = env or {}
+        self.shell_environment_policy: Mapping[str, Any] = shell_environment_policy or {}
+        # What the user allowed for the rest of the session (and the prefixes allowed for good).
+        self.approvals = tools.SessionApprovals.load(rules_file)
         # Input that arrived while a turn ran, waiting to join it (raw v2 UserInput lists).
         self._steered: list[list[dict[str, Any]]] = []
         # The settings the model was last told about (initial context or a settings update).
@@ -303,17 +333,22 @@ class CodexThread:
             await emit(ev.task_started(self.settings.collaboration_kind()))
             last_message: str | None = None
             failure: TurnError | None = None
+            aborted = False
+            diff = TurnDiffTracker()
             with turn.cancel_scope:
                 try:
                     await self._record_user_input(turn, inputs)
-                    last_message = await self._sampling_loop(turn, output_schema)
+                    last_message = await self._sampling_loop(turn, output_schema, diff)
                 except TurnError as exc:
                     failure = exc
-            if turn.cancel_scope.cancelled_caught:
+                except tools.TurnAborted:
+                    # The user cancelled from an approval: the turn ends as an interrupt does.
+                    aborted = True
+            if turn.cancel_scope.cancelled_caught or aborted:
                 turn.status = "interrupted"
-                aborted = message("user", TURN_ABORTED)
-                self.history.append(aborted)
-                self.recorder.record_items([aborted])
+                note = message("user", TURN_ABORTED)
+                self.history.append(note)
+                self.recorder.record_items([note])
                 await emit(ev.turn_aborted("interrupted"))
                 return
             if failure is not None:
@@ -322,6 +357,9 @@ class CodexThread:
                 await emit(ev.task_complete(None))
                 return
             turn.status = "completed"
+            final_diff = diff.unified_diff()
+            if final_diff is not None:
+                await emit({"type": "turn_diff", "unified_diff": final_diff})
             await emit(ev.task_complete(last_message))
         finally:
             if self.active_turn is turn:
@@ -353,8 +391,19 @@ class CodexThread:
         local = [i["path"] for i in inputs if i["type"] == "localImage"]
         await emit(ev.user_message(text, images, local))
 
+    def tools_config(self) -> tools.ToolsConfig:
+        options = self.tool_options
+        return tools.ToolsConfig.for_model(
+            self.settings.model,
+            features=options.features,
+            web_search=options.web_search,
+            view_image=options.view_image,
+            dynamic_tools=options.dynamic_tools,
+        )
+
     def request_body(self, output_schema: Any = None) -> dict[str, Any]:
         s = self.settings
+        tools_config = self.tools_config()
         reasoning = None
         # Only models known to reason get reasoning parameters, whatever effort a turn asked for: the
         # reference sends none to other models.
@@ -363,10 +412,10 @@ class CodexThread:
         body: dict[str, Any] = {
             "model": s.model,
             "instructions": self.base_instructions,
-            "input": list(self.history),
-            "tools": [],
+            "input": self._model_input(tools_config),
+            "tools": tools.tool_specs(tools_config),
             "tool_choice": "auto",
-            "parallel_tool_calls": False,
+            "parallel_tool_calls": tools_config.parallel_tool_calls,
             "reasoning": reasoning,
             "store": False,
             "stream": True,
@@ -383,6 +432,28 @@ class CodexThread:
                 }
             }
         return body
+
+    def _model_input(self, tools_config: tools.ToolsConfig) -> list[dict[str, Any]]:
+        """The history as the model gets it. Models offered the freeform apply_patch read the shell
+        tools' JSON outputs in the freeform layout: the reference rewrites them when it sends them,
+        and keeps the JSON in its history and rollouts."""
+        if not tools_config.apply_patch_freeform:
+            return list(self.history)
+        shell_calls = {
+            item.get("call_id")
+            for item in self.history
+            if item.get("type") == "function_call" and item.get("name") in _REWRITTEN_OUTPUTS
+        }
+        shell_calls.update(i.get("call_id") for i in self.history if i.get("type") == "local_shell_call")
+        out: list[dict[str, Any]] = []
+        for item in self.history:
+            if item.get("type") == "function_call_output" and item.get("call_id") in shell_calls:
+                text = item.get("output")
+                rewritten = reserialize_shell_output(text) if isinstance(text, str) else None
+                if rewritten is not None:
+                    item = {**item, "output": rewritten}
+            out.append(item)
+        return out
 
     def turn_context(self) -> dict[str, Any]:
         s = self.settings
@@ -409,18 +480,52 @@ class CodexThread:
         context["summary"] = s.summary or "auto"
         return context
 
-    async def _sampling_loop(self, turn: ActiveTurn, output_schema: Any) -> str | None:
+    async def _sampling_loop(self, turn: ActiveTurn, output_schema: Any, diff: TurnDiffTracker) -> str | None:
         last_message: str | None = None
         while True:
             step = await self._sample(turn, output_schema)
             if step.last_message is not None:
                 last_message = step.last_message
             if step.calls:
-                outputs = [self._unsupported_call(call) for call in step.calls]
+                outputs = await self._run_tools(turn, step.calls, diff)
                 self.history.extend(outputs)
                 self.recorder.record_items(outputs)
             elif not await self._take_steered_input(turn):
                 return last_message
+
+    async def _run_tools(
+        self, turn: ActiveTurn, calls: list[dict[str, Any]], diff: TurnDiffTracker
+    ) -> list[dict[str, Any]]:
+        s = self.settings
+        config = self.tools_config()
+        emit = self._emitter(turn.id)
+
+        def context_for(call: tools.ToolCall) -> tools.ToolContext:
+            return tools.ToolContext(
+                thread_id=self.id,
+                turn_id=turn.id,
+                cwd=s.cwd,
+                approval_policy=s.approval_policy,
+                sandbox_policy=s.sandbox_policy,
+                collaboration_mode=s.collaboration_kind(),
+                tools=config,
+                emit=emit,
+                client=self.client,
+                approvals=self.approvals,
+                diff=diff,
+                env=self.env,
+                shell_environment_policy=self.shell_environment_policy,
+                next_id=self.next_id,
+            )
+
+        def keep(items: list[dict[str, Any]]) -> None:
+            self.history.extend(items)
+            self.recorder.record_items(items)
+
+        parsed = [tools.ToolCall.from_item(call) for call in calls]
+        return await tools.run_calls(
+            parsed, context_for, parallel=config.parallel_tool_calls, on_interrupt=keep
+        )
 
     async def _sample(self, turn: ActiveTurn, output_schema: Any) -> _Step:
         """One model request, retried like the reference when the stream breaks."""
@@ -474,14 +579,6 @@ class CodexThread:
         self.history.extend(items)
         self.recorder.record_items(items)
         return True
-
-    def _unsupported_call(self, call: dict[str, Any]) -> dict[str, Any]:
-        # Tool execution lands with the tools issue; until then the model learns the tool is not there.
-        name = call.get("name", "")
-        output = f"unsupported call: {name}"
-        if call.get("type") == "custom_tool_call":
-            return {"type": "custom_tool_call_output", "call_id": call.get("call_id"), "output": output}
-        return {"type": "function_call_output", "call_id": call.get("call_id"), "output": output}
 
 
 class _Step:
@@ -547,7 +644,7 @@ class _Step:
             await emit(ev.item_completed(thread.id, turn_id, done))
             for text in done["summary_text"]:
                 await emit(ev.agent_reasoning(text))
-        elif kind in ("function_call", "custom_tool_call"):
+        elif kind in ("function_call", "custom_tool_call", "local_shell_call"):
             self.calls.append(item)
         kept = history_item(item)
         thread.history.append(kept)

@@ -11,7 +11,6 @@ import trio
 
 from ..core import events as ev
 from ..core.rollout import parse_uuid
-from ..core.thread import RollbackError
 from ..core.thread_store import ThreadStoreError
 from ..processors.projection import project
 from ..protocol.v2 import (
@@ -89,7 +88,12 @@ class ThreadsProcessor:
 
     async def start(self, ctx: RequestContext, params: ThreadStartParams) -> Reply:
         config = self.manager.derive_config(params)
-        loaded = self.manager.start_thread(config, ctx.session, ephemeral=bool(params["ephemeral"]))
+        loaded = self.manager.start_thread(
+            config,
+            ctx.session,
+            ephemeral=bool(params["ephemeral"]),
+            dynamic_tools=[dict(spec) for spec in params["dynamicTools"] or ()],
+        )
         self.manager.subscribe(loaded, ctx.conn)
         response = self._response(loaded)
 
@@ -252,6 +256,9 @@ class ThreadsProcessor:
         loaded = self.manager.get(thread_id)
         if loaded is None:
             raise RpcError(f"thread not found: {thread_id}")
+        # Not imported at start-up (core.thread is heavy); a loaded thread means it is imported already.
+        from ..core.thread import RollbackError
+
         try:
             await loaded.thread.rollback(num_turns)
         except RollbackError as exc:
