@@ -1,18 +1,22 @@
-"""Messages per second over the websocket transport, beside stdio.
+"""Messages per second and turn overhead over the websocket transport, beside stdio.
 
-The server runs in a subprocess (this script with ``--serve ws`` or ``--serve stdio``: the same
-``AppServer`` either way), the client in this process. After ``initialize``, two measures per transport:
+The server is the real command line (``python -m codex_trio app-server``, and the same with ``--listen
+ws://127.0.0.1:0``), each in a hermetic environment whose model provider is the mock Responses API
+running in this script. After ``initialize``, three measures per transport:
 
 - round trips: one ``getUserAgent`` at a time, waiting for each answer (latency-bound);
-- pipelined: a burst of ``getUserAgent`` requests sent while the answers are read (throughput-bound).
+- pipelined: a burst of ``getUserAgent`` requests sent while the answers are read (throughput-bound);
+- turns: on a fresh thread, ``--turns`` turns in a row, each from the ``turn/start`` write to its
+  ``turn/completed``, the mock streaming a reply of ``--deltas`` deltas at once (every delta is three
+  notifications: v2 and the two legacy ones). A run's value is the median of its turns.
 
-Each is reported as messages per second and as the server's CPU time per request/response pair (read
-from /proc, steadier than wall time on a shared machine), the median of several runs that alternate
-between the transports. Both clients are lean, so that the server is what is measured: the stdio one
+Each is reported as a rate or a time and as the server's CPU time per unit (from /proc, steadier than
+wall time on a shared machine): the median of ``--runs`` runs that alternate between the transports,
+then the ratio ws / stdio. Both clients are lean, so that the server is what is measured: the stdio one
 splits lines, the websocket one drives wsproto (the protocol engine under trio-websocket) directly over
-a TCP stream. Turn overhead (a full turn against the mock model) is not measured here yet.
+a TCP stream; neither parses more JSON than it needs to find the end of a turn.
 
-    python benchmarks/bench_ws.py [--runs 5] [--round-trips 2000] [--burst 20000]
+    python benchmarks/bench_ws.py [--runs 5] [--round-trips 2000] [--burst 20000] [--turns 20]
 """
 
 from __future__ import annotations
@@ -23,46 +27,26 @@ import math
 import os
 import statistics
 import subprocess
-import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from functools import partial
 from pathlib import Path
-from typing import Any
 
 import trio
 from wsproto import ConnectionType, WSConnection
 from wsproto import events as wsevents
 
-from codex_trio.app import AppServer, ServerOptions
+from codex_trio.testing import mock_responses as mr
+from codex_trio.testing.harness import hermetic_env, server_command, write_provider_config
 from codex_trio.transport.framing import LineReader
-from codex_trio.transport.stdio import open_stdio_transport
-from codex_trio.ws_server import WebSocketOptions, serve_websocket
 
 INIT = {
     "id": 0,
     "method": "initialize",
     "params": {"clientInfo": {"name": "bench", "title": None, "version": "1.0"}, "capabilities": None},
 }
-
-
-# ---- servers (in the subprocess) ----------------------------------------------------------------
-
-
-async def serve(kind: str) -> None:
-    app = AppServer(ServerOptions(env=dict(os.environ)))
-    if kind == "stdio":
-        await app.serve_transport(open_stdio_transport(), name="stdio")
-        return
-    async with trio.open_nursery() as nursery:
-        bound = await nursery.start(serve_websocket, app, WebSocketOptions(host="127.0.0.1", port=0))
-        print(bound.url, flush=True)
-        # Until the parent closes our stdin.
-        stdin = trio.lowlevel.FdStream(os.dup(0))
-        while await stdin.receive_some():
-            pass
-        nursery.cancel_scope.cancel()
+LISTENING = b"codex-trio: listening on "
 
 
 # ---- clients ------------------------------------------------------------------------------------
@@ -129,6 +113,7 @@ class WsEndpoint(Endpoint):
 
 
 async def round_trips(endpoint: Endpoint, count: int) -> float:
+    """Requests per second, one at a time."""
     request = json.dumps({"id": 1, "method": "getUserAgent"}).encode()
     started = time.perf_counter()
     for _ in range(count):
@@ -138,6 +123,7 @@ async def round_trips(endpoint: Endpoint, count: int) -> float:
 
 
 async def pipelined(endpoint: Endpoint, count: int) -> float:
+    """Replies per second to a burst of requests written while the replies are read."""
     requests = [json.dumps({"id": i, "method": "getUserAgent"}).encode() for i in range(count)]
 
     async def send_all() -> None:
@@ -152,9 +138,40 @@ async def pipelined(endpoint: Endpoint, count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
+_ids = iter(range(1_000_000, 2_000_000))
+
+
+async def call(endpoint: Endpoint, method: str, params: object) -> dict[str, object]:
+    """A request and its result; messages before the reply are skipped."""
+    request_id = next(_ids)
+    await endpoint.send(json.dumps({"id": request_id, "method": method, "params": params}).encode())
+    marker = f'"id":{request_id},'.encode()
+    while True:
+        message = await endpoint.receive()
+        if marker in message and b'"method"' not in message:
+            reply = json.loads(message)
+            assert "result" in reply, reply
+            result: dict[str, object] = reply["result"]
+            return result
+
+
+async def turns(endpoint: Endpoint, count: int, work: str) -> list[float]:
+    """Seconds from each turn/start write to its turn/completed, on a fresh thread."""
+    thread = await call(endpoint, "thread/start", {"cwd": work, "approvalPolicy": "never", "ephemeral": True})
+    thread_id = thread["thread"]["id"]  # type: ignore[index]
+    params = {"threadId": thread_id, "input": [{"type": "text", "text": "go", "text_elements": []}]}
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        await endpoint.send(json.dumps({"id": next(_ids), "method": "turn/start", "params": params}).encode())
+        while b'"method":"turn/completed"' not in await endpoint.receive():
+            pass
+        times.append(time.perf_counter() - started)
+    return times
+
+
 def server_cpu_seconds(proc: trio.Process) -> float:
-    """User + system CPU time of the server process so far (Linux), steadier than wall time on a
-    shared machine."""
+    """User + system CPU time of the server process so far (Linux)."""
     try:
         fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
@@ -162,85 +179,131 @@ def server_cpu_seconds(proc: trio.Process) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def timed(proc: trio.Process, run: Callable[[], Awaitable[float]], count: int) -> tuple[float, float]:
-    """(messages per second, server CPU microseconds per request/response pair)."""
-    cpu = server_cpu_seconds(proc)
-    rate = await run()
-    return rate, (server_cpu_seconds(proc) - cpu) / count * 1e6
+# ---- servers ------------------------------------------------------------------------------------
 
 
-def server_command(kind: str) -> list[str]:
-    return [sys.executable, os.path.abspath(__file__), "--serve", kind]
+class Server:
+    def __init__(self, kind: str, proc: trio.Process, endpoint: Endpoint) -> None:
+        self.kind = kind
+        self.proc = proc
+        self.endpoint = endpoint
 
 
-def partial_run(command: list[str], **kwargs: Any) -> Callable[..., Awaitable[Any]]:
-    async def run(*, task_status: trio.TaskStatus[trio.Process]) -> None:
-        await trio.run_process(command, check=False, task_status=task_status, **kwargs)
+async def listening_url(stderr: trio.abc.ReceiveStream) -> str:
+    reader = LineReader(stderr)
+    while True:
+        line = await reader.receive_line()
+        if line is None:
+            raise RuntimeError("the websocket server exited before listening")
+        if line.startswith(LISTENING):
+            return line.removeprefix(LISTENING).decode().strip()
 
-    return run
+
+async def drain(stream: trio.abc.ReceiveStream) -> None:
+    while await stream.receive_some():
+        pass
 
 
-async def start_server(nursery: trio.Nursery, kind: str) -> tuple[trio.Process, Endpoint]:
-    proc: trio.Process = await nursery.start(
-        partial_run(server_command(kind), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+async def start_server(
+    nursery: trio.Nursery, kind: str, env: dict[str, str], work: str
+) -> Server:
+    args = ["--listen", "ws://127.0.0.1:0"] if kind == "ws" else []
+    proc = await trio.lowlevel.open_process(
+        server_command(args),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE if kind == "stdio" else subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=work,
     )
-    assert proc.stdout is not None
+    assert proc.stderr is not None
     endpoint: Endpoint
     if kind == "stdio":
         endpoint = StdioEndpoint(proc)
     else:
-        url = (await LineReader(proc.stdout).receive_line() or b"").decode()
+        url = await listening_url(proc.stderr)
         host, _, port = url.removeprefix("ws://").rpartition(":")
         ws = WsEndpoint(await trio.open_tcp_stream(host, int(port)), host)
         await ws.handshake()
         endpoint = ws
+    # Whatever the server logs must not fill the pipe and stall it.
+    nursery.start_soon(drain, proc.stderr)
     await endpoint.send(json.dumps(INIT).encode())
     assert b"userAgent" in await endpoint.receive()
     await round_trips(endpoint, 200)  # warm-up
-    return proc, endpoint
+    await turns(endpoint, 2, work)
+    return Server(kind, proc, endpoint)
 
 
-COLUMNS = ("round trips/s", "CPU us/rt", "pipelined msgs/s", "CPU us/msg")
+COLUMNS = ("round trips/s", "CPU us/rt", "pipelined msgs/s", "CPU us/msg", "turn ms", "CPU ms/turn")
+
+
+async def measure(server: Server, args: argparse.Namespace, work: str) -> dict[str, float]:
+    row: dict[str, float] = {}
+    cpu = server_cpu_seconds(server.proc)
+    row["round trips/s"] = await round_trips(server.endpoint, args.round_trips)
+    row["CPU us/rt"] = (server_cpu_seconds(server.proc) - cpu) / args.round_trips * 1e6
+    cpu = server_cpu_seconds(server.proc)
+    row["pipelined msgs/s"] = await pipelined(server.endpoint, args.burst)
+    row["CPU us/msg"] = (server_cpu_seconds(server.proc) - cpu) / args.burst * 1e6
+    cpu = server_cpu_seconds(server.proc)
+    row["turn ms"] = statistics.median(await turns(server.endpoint, args.turns, work)) * 1e3
+    row["CPU ms/turn"] = (server_cpu_seconds(server.proc) - cpu) / args.turns * 1e3
+    return row
 
 
 async def main(args: argparse.Namespace) -> None:
+    reply = " ".join(f"w{i}" for i in range(args.deltas))
     results: dict[str, dict[str, list[float]]] = {}
-    async with trio.open_nursery() as nursery:
-        with trio.fail_after(900):
-            servers = {kind: await start_server(nursery, kind) for kind in ("stdio", "ws")}
-            # Runs alternate between the transports, so that a busy moment of the machine hits both.
-            for _ in range(args.runs):
-                for kind, (proc, endpoint) in servers.items():
-                    row = results.setdefault(kind, {column: [] for column in COLUMNS})
-                    count = args.round_trips
-                    rate, cpu = await timed(proc, partial(round_trips, endpoint, count), count)
-                    row["round trips/s"].append(rate)
-                    row["CPU us/rt"].append(cpu)
-                    rate, cpu = await timed(proc, partial(pipelined, endpoint, args.burst), args.burst)
-                    row["pipelined msgs/s"].append(rate)
-                    row["CPU us/msg"].append(cpu)
-        for proc, _ in servers.values():
-            assert proc.stdin is not None
-            await proc.stdin.aclose()
-    print(f"median of {args.runs} runs; {args.round_trips} round trips, bursts of {args.burst}")
-    print(f"{'':<8}" + "".join(f"{column:>18}" for column in COLUMNS))
-    for kind, row in results.items():
-        print(f"{kind:<8}" + "".join(f"{statistics.median(row[column]):>18.0f}" for column in COLUMNS))
+    with tempfile.TemporaryDirectory(prefix="bench-ws-") as tmp:
+        root = Path(tmp)
+        work = str(root / "work")
+        (root / "work").mkdir()
+        async with (
+            mr.open_mock_responses(default=mr.text(reply, chunks=args.deltas)) as mock,
+            trio.open_nursery() as nursery,
+        ):
+            servers = []
+            for kind in ("stdio", "ws"):
+                home = root / kind
+                (home / "codex_home").mkdir(parents=True)
+                write_provider_config(home / "codex_home", mock.base_url)
+                env = hermetic_env(
+                    home=home, codex_home=home / "codex_home", base_url=mock.base_url, overrides={"TZ": "UTC"}
+                )
+                servers.append(await start_server(nursery, kind, env, work))
+            with trio.fail_after(1800):
+                # Runs alternate (A B, B A, ...), so that a busy moment of the machine hits both.
+                for run in range(args.runs):
+                    for server in servers if run % 2 == 0 else reversed(servers):
+                        row = results.setdefault(server.kind, {column: [] for column in COLUMNS})
+                        for column, value in (await measure(server, args, work)).items():
+                            row[column].append(value)
+            for server in servers:
+                assert server.proc.stdin is not None
+                await server.proc.stdin.aclose()
+                server.proc.terminate()
+                await server.proc.wait()
+            nursery.cancel_scope.cancel()
+    print(
+        f"median of {args.runs} runs; {args.round_trips} round trips, bursts of {args.burst}, "
+        f"{args.turns} turns of {args.deltas} deltas"
+    )
+    print(f"{'':<14}" + "".join(f"{column:>18}" for column in COLUMNS))
     medians = {kind: {c: statistics.median(v) for c, v in row.items()} for kind, row in results.items()}
-    ratios = ", ".join(f"{c} {medians['ws'][c] / medians['stdio'][c]:.2f}" for c in COLUMNS)
-    print(f"ws / stdio: {ratios}")
+    for kind, row in medians.items():
+        print(f"{kind:<14}" + "".join(f"{row[column]:>18.1f}" for column in COLUMNS))
+    ratios = "".join(f"{medians['ws'][c] / medians['stdio'][c]:>18.2f}" for c in COLUMNS)
+    print(f"{'ws / stdio':<14}" + ratios)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--serve", choices=("ws", "stdio"), help=argparse.SUPPRESS)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--round-trips", type=int, default=2000)
     parser.add_argument("--burst", type=int, default=20000)
-    arguments = parser.parse_args()
-    if arguments.serve:
-        trio.run(serve, arguments.serve)
-    else:
-        trio.run(main, arguments)
+    parser.add_argument("--turns", type=int, default=20)
+    parser.add_argument("--deltas", type=int, default=100)
+    trio.run(main, parser.parse_args())

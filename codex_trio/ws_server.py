@@ -17,9 +17,12 @@ answers any other request with 400, and it decides before our code sees the requ
 first, and replaying it, keeps trio-websocket (through its public API only) as the websocket
 implementation while plain HTTP gets real answers.
 
-Backpressure: every connection has its own bounded outbound queue. A client that stops reading fills it
-and is then disconnected (after ``slow_reader_timeout``) instead of slowing down whoever emits; work it
-started is not tied to its socket.
+Backpressure: every connection has its own bounded outbound queue (see ``rpc.session.Limits``).
+Notifications never wait for room, so the task fanning a thread's events out is never held up by one
+slow reader; replies to a client's own requests do wait, which slows only that client. A client that
+has stopped reading is disconnected once a write to it has made no progress for
+``slow_reader_timeout`` with its queue full, or at once when the queue reaches its hard limit. Turns it
+started are not tied to its socket (they run in the server's nursery) and stay resumable.
 """
 
 from __future__ import annotations
@@ -85,9 +88,9 @@ class WebSocketOptions:
     # None: no authentication (allowed on loopback, or with allow_unauthenticated).
     auth: Authenticator | None = None
     allow_unauthenticated: bool = False
-    # How long a client may leave its outbound queue full (not a single message taken) before it is
-    # disconnected. Not 0: a client that reads, but slower than a burst is produced, must only be
-    # slowed down, and a momentary stall of the network must not cost the connection.
+    # With its outbound queue full, how long a write to a client may make no progress before the
+    # client is disconnected as one that stopped reading. Not 0: a client that reads slower than a
+    # burst is produced must keep its connection, and so must one whose network stalls a moment.
     slow_reader_timeout: float = 2.0
     # TLS + HTTP head + websocket handshake must finish within this.
     handshake_timeout: float = 10.0
@@ -565,10 +568,11 @@ class _Listener:
         log.info("%s: connected", name)
         async with trio.open_nursery() as nursery:
             limits = replace(self.app.options.limits, slow_reader_timeout=self.options.slow_reader_timeout)
+            # A slow_reader_timeout makes the session drop a client that stops reading rather than
+            # let it hold up the others (stdio, with one client, never sets it).
             await nursery.start(
                 partial(self.app.serve_transport, transport, name=name, limits=limits)
             )
-            # Only shared transports disconnect a client that stops reading; stdio never does.
 
     async def _close(self, transport: WebSocketTransport) -> None:
         if self.shutting_down:
@@ -582,6 +586,8 @@ class _Listener:
             await transport.aclose(code, reason)
         if transport.peer_closed:
             log.info("%s: disconnected by the client (%s)", transport.name, transport.close_code)
+        elif transport.cut_short:
+            log.info("%s: dropped without a close frame (%s)", transport.name, reason)
         else:
             log.info("%s: disconnected (%d %s)", transport.name, code, reason)
 

@@ -13,6 +13,7 @@ from memclient import MemoryClient, memory_transport_pair
 from codex_trio.rpc.errors import ClientReturnedError, ConnectionClosed, RequestTimeout, RpcError
 from codex_trio.rpc.messages import Notification, Request
 from codex_trio.rpc.session import Connection, Limits, Reply
+from codex_trio.transport.stdio import StreamTransport
 
 
 class FakeDispatcher:
@@ -234,3 +235,130 @@ async def test_a_result_that_is_not_json_becomes_an_internal_error(nursery: trio
         "id": 7,
     }
     assert await client2.call(8, "again") == {"error": {"code": -32603, "message": "Internal error"}, "id": 8}
+
+
+# ---- a client that stops reading ----------------------------------------------------------------
+
+
+def lockstep_connection(limits: Limits) -> tuple[Connection, MemoryClient]:
+    """A connection whose writes go through only as fast as the client reads (no buffer between)."""
+    server_side, client_side = trio.testing.lockstep_stream_pair()
+    conn = Connection(StreamTransport(server_side, server_side), FakeDispatcher(), limits=limits)
+    return conn, MemoryClient(client_side)
+
+
+SHARED = Limits(outbound_queue=4, outbound_queue_max=16, write_batch=1, slow_reader_timeout=5)
+
+
+async def test_on_a_shared_transport_notifications_never_wait_and_the_hard_limit_drops_the_client(
+    autojump_clock: Any,
+) -> None:
+    conn, client = lockstep_connection(SHARED)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(conn.serve)
+        started = trio.current_time()
+        sent = 0
+        with pytest.raises(ConnectionClosed):
+            for i in range(100):
+                await conn.notify("note", {"i": i})
+                sent += 1
+        # Whoever fans notifications out to other clients too is never held up by this one.
+        assert trio.current_time() == started
+        assert sent in (16, 17)  # the hard limit, plus the one the writer may have taken already
+        assert not conn.is_open
+        with pytest.raises(ConnectionClosed):
+            await conn.notify("note", {"i": "after"})
+        with pytest.raises(ConnectionClosed):
+            await conn.send_request("client/thing", None, timeout=1)
+        # If it reads now, the client still gets what had been queued, in order.
+        with trio.fail_after(5):
+            received = [(await client.receive())["params"]["i"] for _ in range(sent)]
+            await conn.closed.wait()
+        assert received == list(range(sent))
+        nursery.cancel_scope.cancel()
+
+
+async def test_on_a_shared_transport_a_client_that_stopped_reading_is_dropped_after_the_timeout(
+    autojump_clock: Any,
+) -> None:
+    conn, _client = lockstep_connection(SHARED)
+    outcome: list[tuple[float, BaseException]] = []
+
+    async def ask() -> None:
+        # As a turn asking for approval does, from outside the connection's nursery.
+        try:
+            await conn.send_request("client/thing", None, timeout=100)
+        except ConnectionClosed as exc:
+            outcome.append((trio.current_time(), exc))
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(conn.serve)
+        started = trio.current_time()
+        for i in range(8):  # over outbound_queue, under the hard limit: queued without waiting
+            await conn.notify("note", {"i": i})
+        assert trio.current_time() == started and conn.is_open
+        nursery.start_soon(ask)  # waits for room
+        with trio.fail_after(60):
+            await conn.closed.wait()
+        # The write that made no progress for slow_reader_timeout is what gave the client away, and
+        # the request waiting for room failed with it, not at its own timeout.
+        assert trio.current_time() - started == pytest.approx(5)
+        assert [when - started for when, _ in outcome] == [pytest.approx(5)]
+
+
+async def test_on_a_shared_transport_a_slow_but_steady_reader_keeps_its_connection(
+    autojump_clock: Any,
+) -> None:
+    conn, client = lockstep_connection(SHARED)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(conn.serve)
+        for i in range(15):
+            await conn.notify("note", {"i": i})
+        # One message every 4 s: the queue stays full for a minute, yet every write completes within
+        # slow_reader_timeout (5 s).
+        received = []
+        for _ in range(15):
+            await trio.sleep(4)
+            received.append((await client.receive())["params"]["i"])
+        assert received == list(range(15))
+        assert conn.is_open
+        assert await client.call(1, "echo", "still here") == {"id": 1, "result": "still here"}
+        nursery.cancel_scope.cancel()
+
+
+async def test_on_stdio_a_full_queue_makes_the_notifier_wait_for_the_client(autojump_clock: Any) -> None:
+    conn, client = lockstep_connection(Limits(outbound_queue=4, write_batch=1))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(conn.serve)
+        sent: list[int] = []
+
+        async def notifier() -> None:
+            for i in range(20):
+                await conn.notify("note", {"i": i})
+                sent.append(i)
+
+        nursery.start_soon(notifier)
+        await trio.sleep(60)
+        # A minute later the notifier still waits for room, and the client is still connected.
+        assert 4 <= len(sent) < 20 and conn.is_open
+        assert [(await client.receive())["params"]["i"] for _ in range(20)] == list(range(20))
+        assert sent == list(range(20)) and conn.is_open
+        nursery.cancel_scope.cancel()
+
+
+async def test_on_a_shared_transport_a_reply_waits_for_room_at_most_slow_reader_timeout(
+    autojump_clock: Any,
+) -> None:
+    conn, client = lockstep_connection(Limits(outbound_queue=4, write_batch=1, slow_reader_timeout=3))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(conn.serve)
+        started = trio.current_time()
+        # Pipelined requests whose answers the client never reads: the reader waits for room in the
+        # queue (slowing this client's own requests down) until slow_reader_timeout says it has had
+        # long enough.
+        requests = b"".join(b'{"id": %d, "method": "echo", "params": 1}\n' % i for i in range(50))
+        nursery.start_soon(client.send_raw, requests)
+        with trio.fail_after(60):
+            await conn.closed.wait()
+        assert 3 <= trio.current_time() - started <= 3 + conn.limits.close_grace + 0.1
+        nursery.cancel_scope.cancel()

@@ -9,6 +9,13 @@ Tasks, all in the connection's nursery:
 - what the dispatcher defers runs in a task of its own, so a slow handler never holds up the reader;
 - the writer is the only task that touches the transport's sending side, and drains the bounded
   outbound queue in batches.
+
+Backpressure depends on who shares the process. On stdio the one client's slowness is its own: whoever
+emits waits for room in the queue. On a shared transport (``Limits.slow_reader_timeout`` set) one task
+fans a thread's notifications out to every subscriber, so a notification never waits for room: beyond
+``outbound_queue`` it is queued anyway, up to ``outbound_queue_max``, while the writer's clock runs. A
+client that keeps reading, however slowly, gets everything; one that has stopped is disconnected when a
+write makes no progress for ``slow_reader_timeout``, or at once when the hard limit is reached.
 """
 
 from __future__ import annotations
@@ -79,14 +86,21 @@ class Dispatcher(Protocol):
 class Limits:
     # Deferred requests running at once; one more is answered "Server overloaded".
     max_in_flight: int = 256
-    # Messages waiting for the writer; a task that emits more waits for room (backpressure).
+    # Messages waiting for the writer before the queue counts as full: whoever emits more waits for
+    # room, except notifications on a shared transport (see slow_reader_timeout).
     outbound_queue: int = 1024
+    # Shared transports only: how far notifications may overfill the queue; one more disconnects the
+    # client at once. Bounds the memory a client that stopped reading can hold.
+    outbound_queue_max: int = 8192
     # How many queued messages the writer joins into one write.
     write_batch: int = 256
     # After the client closes its side: how long requests already read may run to get their answer out.
     close_grace: float = 0.5
-    # When set, a client that leaves the outbound queue full this long (0: at once) is disconnected
-    # instead of slowing down whoever emits (for shared transports such as websockets).
+    # None (stdio, one client): whoever emits waits for room in the queue, however long.
+    # Set (shared transports such as websockets): notifications never wait, since the task fanning
+    # them out serves every other subscriber too; a reply or server->client request (only this client
+    # waits for it) waits for room. While the queue is full, every write to the client must finish
+    # within this many seconds, or the client is disconnected as one that stopped reading.
     slow_reader_timeout: float | None = None
 
 
@@ -118,14 +132,28 @@ class Connection:
         self.closed = trio.Event()
         self._ids = itertools.count()
         self._pending: dict[RequestId, _Pending] = {}
-        self._send_out, self._receive_out = trio.open_memory_channel[bytes](
-            self.limits.outbound_queue
-        )
+        self._shared = self.limits.slow_reader_timeout is not None
+        # On a shared transport the channel holds the hard limit; outbound_queue is enforced by hand.
+        capacity = self.limits.outbound_queue
+        if self._shared:
+            capacity = max(capacity, self.limits.outbound_queue_max)
+        self._send_out, self._receive_out = trio.open_memory_channel[bytes](capacity)
+        # Replies waiting for the queue to drop below outbound_queue (shared transports).
+        self._room = trio.lowlevel.ParkingLot()
+        # Messages queued and not yet taken by the writer.
+        self._backlog = 0
+        # The writer's current write, so that a queue becoming full can put a deadline on it.
+        self._write_scope: trio.CancelScope | None = None
+        # Once the session ends: when the write in progress must be given up.
+        self._flush_deadline = math.inf
         self._in_flight = 0
         self._idle = trio.Event()
         self._idle.set()
         self._nursery: trio.Nursery | None = None
         self._writer_done = trio.Event()
+        # Set once the client is being dropped or the session is over: from then on nothing more is
+        # queued, so fan-outs drop this client at once.
+        self._closing = False
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -148,10 +176,17 @@ class Connection:
                     nursery.cancel_scope.cancel()
             finally:
                 self._nursery = None
+                self._closing = True
                 self._fail_pending()
+                self._room.unpark_all()
                 self.closed.set()
                 self._send_out.close()
-                # Let the writer flush what is queued, but never wait on a client that stopped reading.
+                # Let the writer flush what is queued (even when cancelled from outside, the write in
+                # progress completes, so that no message is cut in half), but never wait long on a
+                # client that stopped reading.
+                self._flush_deadline = trio.current_time() + self.limits.close_grace
+                if self._write_scope is not None:
+                    self._write_scope.deadline = min(self._write_scope.deadline, self._flush_deadline)
                 with trio.move_on_after(self.limits.close_grace) as flush:
                     flush.shield = True
                     await self._writer_done.wait()
@@ -159,7 +194,10 @@ class Connection:
 
     def close(self) -> None:
         """Stop serving this client: cancels its tasks and fails its pending requests."""
+        self._closing = True
         self._fail_pending()
+        # Work outside this client's nursery (a turn asking it something) may be waiting for room.
+        self._room.unpark_all()
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
 
@@ -171,17 +209,23 @@ class Connection:
 
     @property
     def is_open(self) -> bool:
-        return self._nursery is not None and not self.closed.is_set()
+        return self._nursery is not None and not self._closing and not self.closed.is_set()
 
     # ---- outgoing --------------------------------------------------------------------------
 
     async def notify(self, method: str, params: JsonValue = None) -> None:
+        """Queue a notification. Raises ``ConnectionClosed`` once the client is gone, or when a shared
+        transport's client has let its queue reach the hard limit (it is then disconnected)."""
         if method in self.suppressed_notifications:
             return
         msg: dict[str, Any] = {"method": method}
         if params is not None:
             msg["params"] = params
-        await self._enqueue(encode(msg))
+        data = encode(msg)
+        if self._shared:
+            self._enqueue_without_waiting(data)
+        else:
+            await self._enqueue(data)
 
     async def send_request(self, method: str, params: JsonValue, *, timeout: float) -> JsonValue:
         """Ask the client something and wait for its answer, at most ``timeout`` seconds.
@@ -209,28 +253,53 @@ class Connection:
             raise pending.error
         return pending.result
 
-    async def _enqueue(self, data: bytes) -> None:
+    def _queued(self) -> int:
+        return self._backlog
+
+    def _enqueue_without_waiting(self, data: bytes) -> None:
+        if self._closing:
+            raise ConnectionClosed()
         try:
             self._send_out.send_nowait(data)
-            return
         except trio.WouldBlock:
-            pass
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            raise ConnectionClosed() from None
-        # The queue is full: the client reads slower than we write.
-        slow = self.limits.slow_reader_timeout
-        try:
-            if slow is None:
-                await self._send_out.send(data)
-                return
-            with trio.move_on_after(slow) as scope:
-                await self._send_out.send(data)
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            raise ConnectionClosed() from None
-        if scope.cancelled_caught:
-            log.warning("%s: client stopped reading; disconnecting it", self.name)
+            log.warning("%s: outbound queue at its hard limit; disconnecting the client", self.name)
             self.close()
+            raise ConnectionClosed() from None
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise ConnectionClosed() from None
+        self._backlog += 1
+        if self._backlog >= self.limits.outbound_queue:
+            self._start_stall_clock()
+
+    async def _enqueue(self, data: bytes) -> None:
+        """Queue a reply or request, waiting for room."""
+        if self._closing:
             raise ConnectionClosed()
+        if self._shared:
+            # No timeout of its own: if the client has stopped reading, the writer's stall clock
+            # disconnects it, and that ends this wait too.
+            while self._queued() >= self.limits.outbound_queue:
+                self._start_stall_clock()
+                await self._room.park()
+                if self._closing:
+                    raise ConnectionClosed()
+            self._enqueue_without_waiting(data)
+            return
+        try:
+            try:
+                self._send_out.send_nowait(data)
+            except trio.WouldBlock:
+                await self._send_out.send(data)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise ConnectionClosed() from None
+        self._backlog += 1
+
+    def _start_stall_clock(self) -> None:
+        """The queue is full: the write in progress must finish within slow_reader_timeout."""
+        scope = self._write_scope
+        if scope is not None:
+            assert self.limits.slow_reader_timeout is not None
+            scope.deadline = min(scope.deadline, trio.current_time() + self.limits.slow_reader_timeout)
 
     async def _respond(self, request_id: RequestId, result: JsonValue) -> None:
         try:
@@ -275,7 +344,24 @@ class Connection:
                         batch.append(self._receive_out.receive_nowait())
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
-                await self.transport.send_messages(batch)
+                self._backlog -= len(batch)
+                full = self._backlog >= self.limits.outbound_queue
+                if not full:
+                    self._room.unpark_all()
+                # Shielded: a write is given up only at its own deadline (a stalled client, or the end
+                # of the session's flush), never cut short by a cancellation from outside.
+                with trio.CancelScope(shield=True, deadline=self._flush_deadline) as scope:
+                    self._write_scope = scope
+                    if full and self._shared:
+                        self._start_stall_clock()
+                    await self.transport.send_messages(batch)
+                self._write_scope = None
+                if scope.cancelled_caught:
+                    # Given up mid-write: the transport is unusable now.
+                    if not self._closing:
+                        log.warning("%s: client stopped reading; disconnecting it", self.name)
+                        self.close()
+                    return
                 batch.clear()
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             log.info("%s: output closed (%s); stopping", self.name, type(exc).__name__)
@@ -300,7 +386,11 @@ class Connection:
                 log.warning("%s: ignoring input of %d bytes: %s", self.name, len(raw), exc)
                 continue
             if isinstance(message, Request):
-                await self._on_request(message)
+                try:
+                    await self._on_request(message)
+                except ConnectionClosed:
+                    # close() was called (the client is being dropped): nothing more can be answered.
+                    return
             elif isinstance(message, Notification):
                 self._on_notification(message)
             else:

@@ -1,5 +1,5 @@
-"""Fault injection for end-to-end tests: the real app-server as a stdio subprocess, and clients that
-misbehave on purpose.
+"""Fault injection for end-to-end tests: the real app-server as a subprocess (on stdio, or listening on
+a websocket), and clients that misbehave on purpose.
 
 Usage::
 
@@ -13,11 +13,23 @@ Usage::
 The client side is transport-agnostic (:class:`RpcClient` works over any pair of trio byte streams, so
 the same responder policies and flooder run against an in-memory ``Connection`` in unit tests).
 
+Over websocket, the same API, one message per text frame, and several clients per server::
+
+    async with open_ws_server(validator_factory=ProtocolValidator) as server:
+        async with server.connect() as client, server.connect(receive_buffer=4096) as stalled:
+            await client.send_text_frame(b"{not json")         # a frame the server must ignore
+            await client.send_in_pieces(request, piece=3)      # one message in fragments
+            await stalled.pause_reading()                      # a client that stops reading
+    # leaving the block sends SIGTERM and checks: exit status 0, in time, no traceback on stderr
+
+``open_ws_client`` connects the same client to any ``ws://`` URL (an in-process listener, too).
+
 Server->client requests (approvals, token refresh) go to a pluggable *responder*: answer normally
 (:class:`AnswerNormally`), late (:class:`AnswerAfter`), with a JSON-RPC error (:class:`AnswerWithError`),
-never (:class:`NeverAnswer`), or by closing stdin on receipt (:class:`CloseStdinOnRequest`);
-:class:`PerMethod` mixes them. Without a responder, server requests land in the inbox like any other
-message and the test answers them with :meth:`RpcClient.respond`.
+never (:class:`NeverAnswer`), by hanging up on receipt (:class:`CloseStdinOnRequest`: stdin closed, or
+a websocket closing handshake) or by dying (:class:`DisconnectOnRequest`); :class:`PerMethod` mixes
+them. Without a responder, server requests land in the inbox like any other message and the test
+answers them with :meth:`RpcClient.respond`.
 
 Every message read from the server goes through the ``validator`` (an object with ``observe_client``
 and ``check_server``, e.g. tests/schema_check.py's ``ProtocolValidator``) before anything else sees it;
@@ -30,20 +42,27 @@ import json
 import math
 import os
 import random
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import ExitStack, asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
+from urllib.parse import urlsplit
 
 import trio
 
 import codex_trio
 
 from ..transport.framing import LineReader
+
+if TYPE_CHECKING:
+    # Only the websocket client needs it; imported where used.
+    import trio_websocket
 
 if sys.version_info < (3, 11):
     # Only present on 3.10, where trio depends on it.
@@ -202,10 +221,20 @@ class NeverAnswer:
 
 @dataclass
 class CloseStdinOnRequest:
-    """Hang up (close the server's stdin) as soon as a server request arrives."""
+    """Hang up as soon as a server request arrives: close the server's stdin (on a websocket, the
+    closing handshake)."""
 
     async def __call__(self, client: RpcClient, request: ServerRequest) -> None:
         await client.close_stdin()
+
+
+@dataclass
+class DisconnectOnRequest:
+    """Die (``RpcClient.disconnect``: both directions closed, no goodbye) as soon as a server request
+    arrives."""
+
+    async def __call__(self, client: RpcClient, request: ServerRequest) -> None:
+        await client.disconnect()
 
 
 @dataclass
@@ -273,13 +302,18 @@ def huge_request(request_id: RequestId, method: str, size: int = 20 * MIB) -> Wi
     return {"id": request_id, "method": method, "padding": "p" * size}
 
 
-def encode_message(msg: Any) -> bytes:
-    """One message, newline-terminated, as a client would frame it."""
+def message_bytes(msg: Any) -> bytes:
+    """One message as JSON, without framing."""
     try:
-        text = json.dumps(msg, separators=(",", ":"), ensure_ascii=False)
-        return text.encode("utf-8") + b"\n"
+        return json.dumps(msg, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
-        return json.dumps(msg, separators=(",", ":")).encode("ascii") + b"\n"
+        # Lone surrogates cannot be UTF-8; escaped, they reach the server as the client wrote them.
+        return json.dumps(msg, separators=(",", ":")).encode("ascii")
+
+
+def encode_message(msg: Any) -> bytes:
+    """One message, newline-terminated, as a client would frame it on stdio."""
+    return message_bytes(msg) + b"\n"
 
 
 # --------------------------------------------------------------------------------------------
@@ -399,6 +433,8 @@ class RpcClient:
         self.output_done = False
         # Records, in arrival order.
         self.notifications: list[WireMessage] = []
+        # When each of ``notifications`` was read (trio's clock), for latency measurements.
+        self.notification_times: list[float] = []
         self.server_requests: list[ServerRequest] = []
         self.replies_sent: list[WireMessage] = []
         self.messages_received = 0
@@ -433,7 +469,7 @@ class RpcClient:
             with scope:
                 while True:
                     try:
-                        line = await self._reader.receive_line()
+                        line = await self._receive_message()
                     except (trio.ClosedResourceError, trio.BrokenResourceError):
                         line = None
                     if line is None:
@@ -442,6 +478,10 @@ class RpcClient:
                     self._on_line(line)
         finally:
             stopped.set()
+
+    async def _receive_message(self) -> bytes | None:
+        """The next message the server wrote (one line), None at the end of its output."""
+        return await self._reader.receive_line()
 
     def _end_of_output(self) -> None:
         if self.output_done:
@@ -481,6 +521,7 @@ class RpcClient:
                 return
         elif "method" in msg:
             self.notifications.append(msg)
+            self.notification_times.append(trio.current_time())
         else:
             key = _id_key(msg.get("id"))
             waiter = self._waiters.pop(key, None) if key is not None else None
@@ -508,6 +549,11 @@ class RpcClient:
         async with self._send_lock:
             await self._send_stream.send_all(data)
 
+    async def send_messages(self, messages: Sequence[bytes]) -> None:
+        """Send already-encoded messages (``message_bytes``), each framed as the transport frames a
+        message, in order; not shown to the validator."""
+        await self.send_raw(b"".join(m + b"\n" for m in messages))
+
     async def send_in_pieces(self, data: Any, *, piece: int = 1, pause: float = 0.005) -> None:
         """Write ``data`` in ``piece``-byte writes with a pause between them (partial lines).
 
@@ -526,7 +572,7 @@ class RpcClient:
         """Send one message (any JSON value), framed; the validator sees it first."""
         if self.validator is not None:
             self.validator.observe_client(msg)
-        await self.send_raw(encode_message(msg))
+        await self.send_messages([message_bytes(msg)])
 
     async def request(self, method: str, params: Any = None, *, id: RequestId | None = None) -> RequestId:
         """Send a request without waiting for its reply (it arrives in the inbox); returns its id."""
@@ -542,7 +588,7 @@ class RpcClient:
         if self.validator is not None:
             for msg in messages:
                 self.validator.observe_client(msg)
-        await self.send_raw(b"".join(encode_message(msg) for msg in messages))
+        await self.send_messages([message_bytes(msg) for msg in messages])
         return ids
 
     async def notify(self, method: str, params: Any = None) -> None:
@@ -578,6 +624,12 @@ class RpcClient:
         await self.pause_reading()
         await self._receive_stream.aclose()
         self._end_of_output()
+
+    async def disconnect(self) -> None:
+        """Go away as a client that dies does: both directions at once, no goodbye."""
+        if not self.stdin_closed:
+            await self.close_stdin()
+        await self.close_output()
 
     # ---- receiving ---------------------------------------------------------------------------
 
@@ -691,6 +743,22 @@ class RpcClient:
                 await self._new_message.wait()
         raise NoMessage(f"{self.name}: no {method} notification within {timeout:g}s")
 
+    async def wait_server_request(
+        self, method: str, *, after: int = 0, timeout: float = DEFAULT_TIMEOUT
+    ) -> ServerRequest:
+        """The first server->client request ``method`` at or after index ``after`` of
+        ``server_requests`` (whether the responder or the inbox took it)."""
+        with trio.move_on_after(timeout):
+            while True:
+                for request in self.server_requests[after:]:
+                    if request.method == method:
+                        return request
+                after = len(self.server_requests)
+                if self.output_done:
+                    raise ServerOutputClosed(f"{self.name}: output closed before a {method} request")
+                await self._new_message.wait()
+        raise NoMessage(f"{self.name}: no {method} request within {timeout:g}s")
+
     async def flood(
         self,
         n: int,
@@ -725,9 +793,9 @@ class RpcClient:
                 if self.validator is not None:
                     for request_id in chunk:
                         self.validator.observe_client(_request(request_id, method, params))
-                data = b"".join(encode_message(_request(request_id, method, params)) for request_id in chunk)
+                encoded = [message_bytes(_request(request_id, method, params)) for request_id in chunk]
                 collector.outstanding += count
-                await self.send_raw(data)
+                await self.send_messages(encoded)
                 i += count
             await collector.done.wait()
         elapsed = trio.current_time() - started
@@ -872,32 +940,30 @@ def _kib(value: str) -> int | None:
     return int(parts[0]) if parts and parts[0].isdigit() else None
 
 
-class StdioServer(RpcClient):
-    """The server subprocess and the client talking to it over its stdin/stdout."""
+class ServerProcess:
+    """What a test can check of the server process whatever the transport: exit, memory, CPU, stderr."""
 
-    def __init__(
-        self,
-        process: trio.Process,
-        *,
-        root: Path,
-        codex_home: Path,
-        stderr_path: Path,
-        validator: MessageChecker | None,
-        responder: Responder | None,
+    process: trio.Process
+    pid: int
+    root: Path
+    home: Path
+    codex_home: Path
+    stderr_path: Path
+    exit_elapsed: float | None
+    _final_stderr: str | None
+
+    def _init_process(
+        self, process: trio.Process, *, root: Path, codex_home: Path, stderr_path: Path
     ) -> None:
-        assert process.stdin is not None and process.stdout is not None
-        super().__init__(
-            process.stdin, process.stdout, validator=validator, responder=responder, name="server"
-        )
         self.process = process
         self.pid = process.pid
         self.root = root
         self.home = root / "home"
         self.codex_home = codex_home
         self.stderr_path = stderr_path
-        self.exit_elapsed: float | None = None
+        self.exit_elapsed = None
         # What stderr held when the temporary directory went away with the block.
-        self._final_stderr: str | None = None
+        self._final_stderr = None
 
     @property
     def returncode(self) -> int | None:
@@ -947,15 +1013,50 @@ class StdioServer(RpcClient):
             if marker in text:
                 raise HarnessFailure(f"the server printed a traceback on stderr:\n{text[-4000:]}")
 
+    def _check_clean_exit(self, returncode: int) -> None:
+        if returncode != 0:
+            raise HarnessFailure(f"the server exited with status {returncode}; stderr:\n{self.stderr_tail()}")
+        self.assert_no_traceback()
+
+
+class StdioServer(RpcClient, ServerProcess):
+    """The server subprocess and the client talking to it over its stdin/stdout."""
+
+    def __init__(
+        self,
+        process: trio.Process,
+        *,
+        root: Path,
+        codex_home: Path,
+        stderr_path: Path,
+        validator: MessageChecker | None,
+        responder: Responder | None,
+    ) -> None:
+        assert process.stdin is not None and process.stdout is not None
+        super().__init__(
+            process.stdin, process.stdout, validator=validator, responder=responder, name="server"
+        )
+        self._init_process(process, root=root, codex_home=codex_home, stderr_path=stderr_path)
+
     async def finish(self, timeout: float = 5.0) -> int:
         """Close stdin and require a clean exit: status 0, in time, no traceback on stderr."""
         if not self.stdin_closed:
             await self.close_stdin()
         returncode = await self.wait_exit(timeout)
-        if returncode != 0:
-            raise HarnessFailure(f"the server exited with status {returncode}; stderr:\n{self.stderr_tail()}")
-        self.assert_no_traceback()
+        self._check_clean_exit(returncode)
         return returncode
+
+
+@contextmanager
+def _server_dirs(codex_home: str | os.PathLike[str] | None) -> Iterator[tuple[Path, Path]]:
+    """A fresh temporary directory with home/ and work/ in it; (root, CODEX_HOME)."""
+    with tempfile.TemporaryDirectory(prefix="codex-trio-harness-") as tmp:
+        root = Path(tmp)
+        for sub in ("home", "work"):
+            (root / sub).mkdir()
+        home = Path(codex_home) if codex_home is not None else root / "codex_home"
+        home.mkdir(parents=True, exist_ok=True)
+        yield root, home
 
 
 @asynccontextmanager
@@ -979,12 +1080,7 @@ async def open_server(
     is set, stdin is closed and the server must exit with status 0 within ``exit_timeout`` seconds
     without a traceback on stderr. Whatever happens, the process does not outlive the block.
     """
-    with ExitStack() as stack:
-        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="codex-trio-harness-")))
-        for sub in ("home", "work"):
-            (root / sub).mkdir()
-        home = Path(codex_home) if codex_home is not None else root / "codex_home"
-        home.mkdir(parents=True, exist_ok=True)
+    with _server_dirs(codex_home) as (root, home):
         stderr_path = root / "stderr.log"
         cmd = [*(command if command is not None else server_command()), *args]
         full_env = hermetic_env(home=root / "home", codex_home=home, base_url=base_url, overrides=env)
@@ -1024,9 +1120,360 @@ async def _reap(process: trio.Process) -> None:
             process.kill()
             with trio.move_on_after(5):
                 await process.wait()
-        for stream in (process.stdin, process.stdout):
+        for stream in (process.stdin, process.stdout, process.stderr):
             if stream is not None:
                 await stream.aclose()
+
+
+# --------------------------------------------------------------------------------------------
+# The server over websocket (``--listen ws://127.0.0.1:0``)
+
+# What the server prints on stderr once it accepts connections.
+LISTENING_PREFIX = "codex-trio: listening on "
+# RFC 6455 opcodes, for frames built by hand.
+CONTINUATION, TEXT, BINARY = 0x0, 0x1, 0x2
+
+
+def _masked(payload: bytes, key: bytes) -> bytes:
+    # One translate per key byte over every fourth byte: fast enough for frames of tens of MiB.
+    out = bytearray(payload)
+    for i in range(4):
+        out[i::4] = out[i::4].translate(bytes(b ^ key[i] for b in range(256)))
+    return bytes(out)
+
+
+def ws_frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bytes | None = None) -> bytes:
+    """One client-to-server frame (RFC 6455 §5.2), masked as a client's must be.
+
+    Built by hand so that a test can send what a websocket library never would: invalid UTF-8 in a
+    text frame, a message in fragments with pauses between them, a frame cut short.
+    """
+    key = os.urandom(4) if mask is None else mask
+    size = len(payload)
+    head = bytearray([(0x80 if fin else 0) | opcode])
+    if size < 126:
+        head.append(0x80 | size)
+    elif size < 1 << 16:
+        head.append(0x80 | 126)
+        head += size.to_bytes(2, "big")
+    else:
+        head.append(0x80 | 127)
+        head += size.to_bytes(8, "big")
+    return bytes(head) + key + _masked(payload, key)
+
+
+def fragments(payload: bytes, piece: int, opcode: int = TEXT) -> list[bytes]:
+    """``payload`` as one message in frames of at most ``piece`` bytes (continuations after the first)."""
+    chunks = [payload[i : i + piece] for i in range(0, len(payload), piece)] or [b""]
+    return [
+        ws_frame(opcode if i == 0 else CONTINUATION, chunk, fin=i == len(chunks) - 1)
+        for i, chunk in enumerate(chunks)
+    ]
+
+
+class _SerializedStream(trio.abc.Stream):
+    """One writer at a time on the TCP stream: the websocket library (frames, close and pong replies
+    from its reader task) and the test's raw bytes share it."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self._lock = trio.StrictFIFOLock()
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        async with self._lock:
+            await self.stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.stream.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self.stream.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
+class WsClient(RpcClient):
+    """A client on one websocket connection (trio-websocket), with the ``RpcClient`` API: one message
+    per text frame. ``send_raw`` writes bytes on the TCP connection as they are (use ``ws_frame``).
+
+    Ways to misbehave, beyond ``RpcClient``'s: ``send_text_frame`` / ``send_binary_frame`` (any
+    payload), ``send_in_pieces`` (one message in fragments, with pauses), ``pause_reading`` (the
+    library stops reading the socket once ``message_queue_size`` messages wait), ``close_stdin``
+    (a closing handshake) and ``disconnect`` (the TCP connection dropped, no close frame).
+    """
+
+    def __init__(
+        self,
+        ws: trio_websocket.WebSocketConnection,
+        stream: _SerializedStream,
+        *,
+        validator: MessageChecker | None,
+        responder: Responder | None,
+        name: str,
+        close_timeout: float,
+    ) -> None:
+        super().__init__(stream, stream, validator=validator, responder=responder, name=name)
+        self.ws = ws
+        self._tcp = stream.stream
+        self._close_timeout = close_timeout
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code once the websocket is closed (1006: dropped without a close frame)."""
+        reason = self.ws.closed
+        return None if reason is None else int(reason.code)
+
+    @property
+    def close_reason(self) -> str | None:
+        reason = self.ws.closed
+        return None if reason is None else reason.reason
+
+    async def _receive_message(self) -> bytes | None:
+        import trio_websocket
+
+        try:
+            message = await self.ws.get_message()
+        except trio_websocket.ConnectionClosed:
+            return None
+        if isinstance(message, bytes):
+            raise ServerMisbehaved(f"{self.name}: the server sent a binary frame of {len(message)} bytes")
+        return message.encode("utf-8")
+
+    async def send_messages(self, messages: Sequence[bytes]) -> None:
+        import trio_websocket
+
+        async with self._send_lock:
+            try:
+                for message in messages:
+                    await self.ws.send_message(message.decode("utf-8"))
+            except trio_websocket.ConnectionClosed:
+                raise trio.BrokenResourceError(f"{self.name}: the websocket is closed") from None
+
+    async def send_text_frame(self, payload: bytes) -> None:
+        """One text frame with exactly ``payload`` (not necessarily UTF-8, nor JSON)."""
+        await self.send_raw(ws_frame(TEXT, payload))
+
+    async def send_binary_frame(self, payload: bytes) -> None:
+        await self.send_raw(ws_frame(BINARY, payload))
+
+    async def send_in_pieces(self, data: Any, *, piece: int = 1, pause: float = 0.005) -> None:
+        """Send ``data`` as one text message in frames of ``piece`` bytes, pausing between them.
+
+        ``data`` is the raw payload, or a message (encoded, and shown to the validator first).
+        """
+        if not isinstance(data, bytes):
+            if self.validator is not None:
+                self.validator.observe_client(data)
+            data = message_bytes(data)
+        async with self._send_lock:
+            for frame in fragments(data, piece):
+                await self._send_stream.send_all(frame)
+                await trio.sleep(pause)
+
+    async def close_stdin(self) -> None:
+        """Hang up politely: the closing handshake (1000), waited for at most ``close_timeout``."""
+        self.stdin_closed = True
+        with trio.move_on_after(self._close_timeout):
+            await self.ws.aclose()
+
+    async def close_output(self) -> None:
+        await self.disconnect()
+
+    async def disconnect(self) -> None:
+        """Drop the TCP connection without a close frame, as a client that dies (or loses its
+        network) does. What was not read is lost; pending calls fail with ``ServerOutputClosed``."""
+        self.stdin_closed = True
+        await self.pause_reading()
+        await trio.aclose_forcefully(self._tcp)
+        self._end_of_output()
+
+
+@asynccontextmanager
+async def open_ws_client(
+    url: str,
+    *,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+    validator: MessageChecker | None = None,
+    responder: Responder | None = None,
+    name: str = "ws-client",
+    receive_buffer: int | None = None,
+    message_queue_size: int = 1,
+    max_message_size: int = 64 * MIB,
+    close_timeout: float = 2.0,
+) -> AsyncIterator[WsClient]:
+    """A websocket client of the server at ``url`` (``ws://host:port``) for the block
+    (``trio_websocket.ConnectionRejected`` if the server refuses the upgrade).
+
+    ``receive_buffer`` sets SO_RCVBUF, so that a client that stops reading is not hidden behind
+    megabytes of kernel buffers; ``message_queue_size`` is how many messages trio-websocket reads
+    ahead. On exit the client closes politely unless it is gone already.
+    """
+    import trio_websocket
+
+    parts = urlsplit(url)
+    if parts.scheme != "ws" or parts.hostname is None or parts.port is None:
+        raise ValueError(f"expected ws://host:port, not {url!r}")
+    host = parts.hostname
+    sock = trio.socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    if receive_buffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    with trio.fail_after(DEFAULT_TIMEOUT):
+        await sock.connect((host, parts.port))
+    tcp = trio.SocketStream(sock)
+    try:
+        async with _unwrapping_nursery() as nursery:
+            stream = _SerializedStream(tcp)
+            with trio.fail_after(DEFAULT_TIMEOUT):
+                ws = await trio_websocket.wrap_client_stream(
+                    nursery,
+                    # Annotated as a socket or TLS stream, but only the Stream interface is used
+                    # (as wrap_server_stream's annotation says).
+                    cast("trio.SocketStream", stream),
+                    host,
+                    "/",
+                    extra_headers=list(headers),
+                    message_queue_size=message_queue_size,
+                    max_message_size=max_message_size,
+                )
+            client = WsClient(
+                ws, stream, validator=validator, responder=responder, name=name, close_timeout=close_timeout
+            )
+            client._attach(nursery)
+            client.resume_reading()
+            yield client
+            if not client.stdin_closed:
+                await client.close_stdin()
+            nursery.cancel_scope.cancel()
+    finally:
+        await trio.aclose_forcefully(tcp)
+
+
+class WebSocketServer(ServerProcess):
+    """The server subprocess listening on ``url``; ``connect`` opens clients."""
+
+    def __init__(
+        self,
+        process: trio.Process,
+        *,
+        root: Path,
+        codex_home: Path,
+        stderr_path: Path,
+        url: str,
+        validator_factory: Callable[[], MessageChecker] | None,
+    ) -> None:
+        self._init_process(process, root=root, codex_home=codex_home, stderr_path=stderr_path)
+        self.url = url
+        self.validator_factory = validator_factory
+        self._clients = 0
+
+    def connect(
+        self,
+        *,
+        validator: MessageChecker | Literal["default"] | None = "default",
+        name: str | None = None,
+        **options: Any,
+    ) -> AbstractAsyncContextManager[WsClient]:
+        """A client of this server (see ``open_ws_client`` for ``options``); ``validator`` defaults
+        to a new one from the server's factory, since each connection is a client of its own."""
+        self._clients += 1
+        if validator == "default":
+            validator = self.validator_factory() if self.validator_factory is not None else None
+        return open_ws_client(
+            self.url, validator=validator, name=name or f"ws-client-{self._clients}", **options
+        )
+
+    async def finish(self, timeout: float = 5.0) -> int:
+        """SIGTERM, and require a clean exit: status 0, in time, no traceback on stderr."""
+        if self.returncode is None:
+            self.send_signal(signal.SIGTERM)
+        returncode = await self.wait_exit(timeout)
+        self._check_clean_exit(returncode)
+        return returncode
+
+
+async def _copy_stderr(
+    stderr: trio.abc.ReceiveStream, path: Path, *, task_status: trio.TaskStatus[str]
+) -> None:
+    """Copy the server's stderr to ``path`` (as ``open_server`` has it written there); reports the
+    listener's URL once the server prints it."""
+    seen = b""
+    started = False
+    with path.open("ab") as out:
+        while chunk := await stderr.receive_some(64 * 1024):
+            out.write(chunk)
+            out.flush()
+            if started:
+                continue
+            seen += chunk
+            # Whole lines only: a chunk may end in the middle of the URL.
+            complete = seen[: seen.rfind(b"\n") + 1]
+            for line in complete.decode("utf-8", "replace").splitlines():
+                if line.startswith(LISTENING_PREFIX):
+                    task_status.started(line.removeprefix(LISTENING_PREFIX).strip())
+                    started = True
+                    break
+    if not started:
+        shown = seen.decode("utf-8", "replace")
+        raise HarnessFailure(f"the server exited without listening; stderr:\n{shown}")
+
+
+@asynccontextmanager
+async def open_ws_server(
+    args: Sequence[str] = (),
+    *,
+    listen: str = "ws://127.0.0.1:0",
+    command: Sequence[str] | None = None,
+    env: Mapping[str, str | None] | None = None,
+    codex_home: str | os.PathLike[str] | None = None,
+    base_url: str | None = None,
+    validator_factory: Callable[[], MessageChecker] | None = None,
+    check_exit: bool = True,
+    exit_timeout: float = 5.0,
+    start_timeout: float = DEFAULT_TIMEOUT,
+) -> AsyncIterator[WebSocketServer]:
+    """Run the app-server with ``--listen listen`` (plus ``args``) as a subprocess for the block, in
+    the same hermetic environment as ``open_server``; returns once it accepts connections.
+
+    ``validator_factory`` makes each connection's validator (e.g. ``ProtocolValidator``). When the
+    block ends normally and ``check_exit`` is set, the server gets SIGTERM and must exit with status 0
+    within ``exit_timeout`` seconds, without a traceback on stderr. Whatever happens, the process does
+    not outlive the block.
+    """
+    with _server_dirs(codex_home) as (root, home):
+        stderr_path = root / "stderr.log"
+        cmd = [*(command if command is not None else server_command()), "--listen", listen, *args]
+        full_env = hermetic_env(home=root / "home", codex_home=home, base_url=base_url, overrides=env)
+        process = await trio.lowlevel.open_process(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=full_env,
+            cwd=root / "work",
+        )
+        server: WebSocketServer | None = None
+        try:
+            async with _unwrapping_nursery() as nursery:
+                assert process.stderr is not None
+                with trio.fail_after(start_timeout):
+                    url = await nursery.start(_copy_stderr, process.stderr, stderr_path)
+                server = WebSocketServer(
+                    process,
+                    root=root,
+                    codex_home=home,
+                    stderr_path=stderr_path,
+                    url=url,
+                    validator_factory=validator_factory,
+                )
+                yield server
+                if check_exit:
+                    await server.finish(exit_timeout)
+                nursery.cancel_scope.cancel()
+        finally:
+            await _reap(process)
+            if server is not None:
+                server._final_stderr = server.stderr_text()
 
 
 # --------------------------------------------------------------------------------------------
@@ -1043,16 +1490,20 @@ async def wait_until_gone(pid: int, timeout: float) -> bool:
 
 
 __all__ = [
+    "BINARY",
+    "CONTINUATION",
     "DEAD_URL",
     "DEFAULT_RESULTS",
     "MALFORMED_JSON_LINES",
     "NON_MESSAGE_JSON_LINES",
     "OVERLOADED",
     "OVERLOADED_MESSAGE",
+    "TEXT",
     "AnswerAfter",
     "AnswerNormally",
     "AnswerWithError",
     "CloseStdinOnRequest",
+    "DisconnectOnRequest",
     "FloodResult",
     "HarnessFailure",
     "MessageChecker",
@@ -1065,19 +1516,27 @@ __all__ = [
     "ServerHung",
     "ServerMisbehaved",
     "ServerOutputClosed",
+    "ServerProcess",
     "ServerRequest",
     "StdioServer",
+    "WebSocketServer",
+    "WsClient",
     "binary_junk",
     "encode_message",
+    "fragments",
     "garbage_lines",
     "hermetic_env",
     "huge_line",
     "huge_request",
+    "message_bytes",
     "open_rpc_client",
     "open_server",
+    "open_ws_client",
+    "open_ws_server",
     "process_gone",
     "read_proc_status",
     "server_command",
     "wait_until_gone",
     "write_provider_config",
+    "ws_frame",
 ]

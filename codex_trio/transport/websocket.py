@@ -34,6 +34,9 @@ class CoalescingStream(trio.abc.Stream):
         # Keeps held bytes ahead of whatever another task (trio-websocket's pong or close reply)
         # writes after the hold ends.
         self._lock = trio.StrictFIFOLock()
+        # Set when a write to the stream failed or was cancelled: part of a frame may have gone
+        # out, and nothing written after it would parse.
+        self.interrupted = False
 
     def hold(self) -> None:
         if self._held is None:
@@ -46,15 +49,21 @@ class CoalescingStream(trio.abc.Stream):
         """Send what was held back (in one write) and stop holding."""
         held, self._held = self._held, None
         if held:
-            async with self._lock:
-                await self._stream.send_all(held)
+            await self._write(held)
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         if self._held is not None:
             self._held += data
             return
+        await self._write(data)
+
+    async def _write(self, data: bytes | bytearray | memoryview) -> None:
         async with self._lock:
-            await self._stream.send_all(data)
+            try:
+                await self._stream.send_all(data)
+            except BaseException:
+                self.interrupted = True
+                raise
 
     async def wait_send_all_might_not_block(self) -> None:
         await self._stream.wait_send_all_might_not_block()
@@ -82,6 +91,12 @@ class WebSocketTransport:
         # Set once the peer's side is over (close frame, or the TCP connection gone), as opposed to
         # the server deciding to end the connection.
         self.peer_closed = False
+
+    @property
+    def cut_short(self) -> bool:
+        """A write was interrupted (the session gave up on a client that stopped reading): part of a
+        frame may have gone out, so the connection can only be dropped."""
+        return self._stream is not None and self._stream.interrupted
 
     @property
     def close_code(self) -> int | None:
@@ -129,5 +144,14 @@ class WebSocketTransport:
             await batch.release()
 
     async def aclose(self, code: int = NORMAL_CLOSURE, reason: str | None = None) -> None:
-        """Close with ``code`` (the closing handshake waits for the peer; bound it with a timeout)."""
+        """Close with ``code`` (the closing handshake waits for the peer; bound it with a timeout).
+
+        After an interrupted write there is no handshake: a close frame behind a truncated frame
+        would reach the client as garbage, so the connection is dropped instead (the client sees
+        1006).
+        """
+        if self.cut_short:
+            if self._stream is not None:
+                await trio.aclose_forcefully(self._stream)
+            return
         await self._ws.aclose(code, reason)
