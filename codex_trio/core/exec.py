@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 import trio
 
+from . import safety
 from .sandbox import NETWORK_DISABLED_ENV, SandboxSpec, bwrap_path, network_seccomp_program, wrap_argv
 
 StreamName = Literal["stdout", "stderr"]
@@ -47,7 +48,6 @@ IO_DRAIN_SECONDS = 2.0
 KILL_WAIT_SECONDS = 5.0
 TIMEOUT_EXIT_CODE = 124
 _READ_CHUNK = 64 * 1024
-_SIGSYS_EXIT_CODE = 128 + 31
 
 
 @dataclass(frozen=True)
@@ -344,29 +344,11 @@ async def run_exec(req: ExecRequest, on_output: OutputSink | None = None) -> Exe
     return result
 
 
-_SANDBOX_DENIED_KEYWORDS = (
-    "operation not permitted",
-    "permission denied",
-    "read-only file system",
-    "seccomp",
-    "sandbox",
-    "landlock",
-    "failed to write file",
-)
-
-
 def is_likely_sandbox_denied(result: ExecResult) -> bool:
-    """The reference's heuristic, for a command that ran sandboxed: a failure whose output mentions a
-    denial; else not for the shell's usage / permission / not-found codes; else a SIGSYS exit."""
-    if result.exit_code == 0:
-        return False
-    for section in (result.stderr_text, result.stdout_text, result.aggregated_text):
-        lower = section.lower()
-        if any(word in lower for word in _SANDBOX_DENIED_KEYWORDS):
-            return True
-    if result.exit_code in (2, 126, 127):
-        return False
-    return result.exit_code == _SIGSYS_EXIT_CODE
+    """The reference's guess that a sandboxed run failed because of the sandbox (see safety)."""
+    return safety.is_likely_sandbox_denied(
+        result.exit_code, result.stdout, result.stderr, sandboxed=True, timed_out=result.timed_out
+    )
 
 
 # --- truncation for the model --------------------------------------------------------------------

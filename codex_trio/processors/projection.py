@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypedDict
 
+from ..core.parse_command import shlex_join
 from ..protocol.accounts import RateLimitSnapshot, RateLimitWindow, used_percent_to_v2
 from ..protocol.v2 import Turn, TurnError
 
@@ -307,55 +308,6 @@ def command_actions_to_v2(parsed_cmd: Sequence[Mapping[str, Any]]) -> list[JsonO
 
 # The shlex crate's quoting (v1.3, used by the reference's shlex_join): words made only of these
 # characters stay bare; otherwise a word is cut into runs, each single- or double-quoted.
-_UNQUOTED_OK: Final = frozenset("+-./:@]_0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
-_NOT_SINGLE_QUOTED: Final = frozenset("'^\\")
-_NOT_DOUBLE_QUOTED: Final = frozenset("`$!^")
-_BARE, _SINGLE, _DOUBLE = 1, 2, 4
-
-
-def _quote_word(word: str) -> str:
-    if word == "":
-        return "''"
-    out: list[str] = []
-    i = 0
-    while i < len(word):
-        allowed = _BARE | _SINGLE | _DOUBLE
-        start = i
-        if word[i] == "^":
-            # Bash mishandles a bare or double-quoted leading ^: it must open a single-quoted run.
-            allowed = _SINGLE
-            i += 1
-        while i < len(word):
-            c = word[i]
-            ok = allowed
-            if ord(c) >= 0x80 or c not in _UNQUOTED_OK:
-                ok &= ~_BARE
-            if c in _NOT_SINGLE_QUOTED:
-                ok &= ~_SINGLE
-            if c in _NOT_DOUBLE_QUOTED:
-                ok &= ~_DOUBLE
-            if ok == 0:
-                break
-            allowed = ok
-            i += 1
-        chunk = word[start:i]
-        if allowed & _BARE:
-            out.append(chunk)
-        elif allowed & _SINGLE:
-            out.append(f"'{chunk}'")
-        else:
-            escaped = "".join("\\" + c if c in '$`"\\' else c for c in chunk)
-            out.append(f'"{escaped}"')
-    return "".join(out)
-
-
-def shlex_join(argv: Sequence[str]) -> str:
-    """The command string the reference shows for an argv (``bash -lc 'echo hi'``)."""
-    if any("\x00" in word for word in argv):
-        return "<command included NUL byte>"
-    return " ".join(_quote_word(word) for word in argv)
-
-
 def _file_change_diff(change: Mapping[str, Any]) -> str:
     if change["type"] in ("add", "delete"):
         return str(change["content"])

@@ -276,25 +276,18 @@ async def run_shell(call: ToolCall, ctx: ToolContext) -> str:
         await cmd.refuse(text, formatted=text)
         return text
     policy = ctx.tools.truncation
-    if result.signal is not None:
-        text = ex.format_signal_error(result.signal)
-        await cmd.end(
-            stdout=result.stdout_text,
-            stderr=result.stderr_text,
-            aggregated=result.aggregated_text,
-            exit_code=result.exit_code,
-            duration=result.duration,
-            formatted=text,
-        )
-        return text
+    # A command killed by a signal is an error for the reference, not an output.
+    signal_error = ex.format_signal_error(result.signal) if result.signal is not None else None
     await cmd.end(
         stdout=result.stdout_text,
         stderr=result.stderr_text,
         aggregated=result.aggregated_text,
         exit_code=result.exit_code,
         duration=result.duration,
-        formatted=ex.formatted_output(result, policy),
+        formatted=signal_error or ex.formatted_output(result, policy),
     )
+    if signal_error is not None:
+        return signal_error
     # (Models that get the freeform apply_patch read JSON outputs in the freeform layout: the
     # request builder rewrites them, and the history keeps them as the reference records them.)
     if call.name == "shell_command":
