@@ -539,10 +539,22 @@ async def list_pass(server: Server, expect: int) -> tuple[float, float, float, i
     return first, total, time.perf_counter() - began, pages
 
 
+def read_all(directory: Path) -> None:
+    """Read every file under ``directory``, so that each server finds the rollouts in the OS page
+    cache: "cold" is about codex-trio's own index, and the page cache, which the kernel may have
+    trimmed since the last run, would otherwise favour whichever server runs second."""
+    for walked, _, names in os.walk(directory):
+        for name in names:
+            with open(os.path.join(walked, name), "rb") as handle:
+                while handle.read(1 << 20):
+                    pass
+
+
 async def run_list(command: list[str], label: str, env: Env, args: argparse.Namespace) -> Sample:
     home: Path = args.list_home_path
     for cache in PERSISTED_CACHES:
         shutil.rmtree(home / cache, ignore_errors=True)
+    await trio.to_thread.run_sync(read_all, home / "sessions")
     async with launch(command, label, env, codex_home=home) as (server, _):
         await server.initialize()
         first_cold, all_cold, _, _ = await list_pass(server, args.threads)

@@ -10,6 +10,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from functools import partial
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -17,14 +18,13 @@ from . import PARENT_PID_AT_START, REFERENCE_VERSION, __version__
 from .app import AppServer, ServerOptions
 from .logs import setup_logging
 from .transport.stdio import open_stdio_transport
-from .ws_server import (
-    WebSocketConfigError,
-    WebSocketOptions,
-    add_websocket_arguments,
-    serve_websocket,
-    websocket_flags_used,
-    websocket_options_from_args,
-)
+
+# Only what parsing the command line needs of the websocket listener is imported up front; the rest
+# when --listen asks for it (a stdio server, the common case, answers initialize sooner without it).
+from .ws_server import add_websocket_arguments, websocket_flags_used
+
+if TYPE_CHECKING:
+    from .ws_server import WebSocketOptions
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,8 @@ async def serve_app_server(
         nursery.start_soon(_watch_parent, nursery.cancel_scope, parent)
         await nursery.start(app.run)
         if ws_options is not None:
+            from .ws_server import serve_websocket
+
             bound = await nursery.start(partial(serve_websocket, app, ws_options))
             print(f"codex-trio: listening on {bound.url}", file=sys.stderr, flush=True)
             await trio.sleep_forever()
@@ -131,6 +133,15 @@ async def serve_app_server(
 
 class UsageError(Exception):
     pass
+
+
+def _websocket_options(args: argparse.Namespace) -> WebSocketOptions:
+    from .ws_server import WebSocketConfigError, websocket_options_from_args
+
+    try:
+        return websocket_options_from_args(args, args.listen)
+    except WebSocketConfigError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -143,12 +154,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         ws_options = None
         try:
             if args.listen.startswith(("ws://", "wss://")):
-                ws_options = websocket_options_from_args(args, args.listen)
+                ws_options = _websocket_options(args)
             elif args.listen != "stdio://":
                 raise UsageError(f"unsupported --listen URL {args.listen!r}: expected stdio://, ws:// or wss://")
             elif stray := websocket_flags_used(args):
                 raise UsageError(f"{', '.join(stray)} only apply to ws:// and wss://")
-        except (UsageError, WebSocketConfigError) as exc:
+        except UsageError as exc:
             print(f"codex-trio: {exc}", file=sys.stderr)
             return 2
         options = ServerOptions(

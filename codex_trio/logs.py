@@ -21,22 +21,20 @@ _LEVELS = {
 }
 
 # Defence in depth: code never logs credentials on purpose, and this catches what slips through.
-_SECRET_PATTERNS = [
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
-    re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"),
-    re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"),  # JWTs
-    re.compile(
-        r'(?i)("?(?:access_token|refresh_token|id_token|api_key|apikey|accessToken|idToken|'
-        r'refreshToken|OPENAI_API_KEY|authorization|token)"?\s*[:=]\s*"?)[^",\s}]+'
-    ),
-]
+_SECRET_PATTERNS = (
+    r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+",
+    r"\bsk-[A-Za-z0-9_-]{8,}",
+    r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*",  # JWTs
+    r'(?i)("?(?:access_token|refresh_token|id_token|api_key|apikey|accessToken|idToken|'
+    r'refreshToken|OPENAI_API_KEY|authorization|token)"?\s*[:=]\s*"?)[^",\s}]+',
+)
 
 
 def redact(text: str) -> str:
+    # Patterns as text, compiled (and cached by re) with the first record logged rather than at
+    # start-up: most runs log nothing.
     for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(
-            lambda m: (m.group(1) if m.groups() else "") + "[REDACTED]", text
-        )
+        text = re.sub(pattern, lambda m: (m.group(1) if m.groups() else "") + "[REDACTED]", text)
     return text
 
 

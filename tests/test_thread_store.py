@@ -447,3 +447,123 @@ async def test_listing_reads_any_session_meta_like_a_full_parse(
     assert listed == read
     expected_git = None if git is None else {"sha": "abc", "branch": "main", "originUrl": "u"}
     assert (listed.id, listed.preview, listed.to_thread()["gitInfo"]) == (tid, "q", expected_git)
+
+
+def _line(kind: str, payload: dict[str, Any]) -> str:
+    # Compact, in the reference's key order, like the rollouts listing reads byte-wise.
+    return json.dumps(
+        {"timestamp": "2026-03-01T12:00:00.000Z", "type": kind, "payload": payload},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+def _said(*texts: str) -> str:
+    content = [{"type": "input_text", "text": text} for text in texts]
+    return _line("response_item", {"type": "message", "role": "user", "content": content})
+
+
+AGENTS = "# AGENTS.md instructions for /w\n\n<INSTRUCTIONS>\nbe brief\n</INSTRUCTIONS>"
+ENVIRONMENT = "<environment_context>\n  <cwd>/w</cwd>\n</environment_context>"
+IMAGE_ONLY = _line(
+    "response_item",
+    {"type": "message", "role": "user", "content": [{"type": "input_image", "image_url": "u"}]},
+)
+NOT_JSON = (
+    '{"timestamp":"2026-03-01T12:00:00.000Z","type":"response_item","payload":{"type":"message",'
+    '"role":"user","content":[{"type":"input_text","text":"bad \\q escape"}]}}'
+)
+
+
+@pytest.mark.parametrize(
+    ("head", "preview"),
+    [
+        ([_said(AGENTS), _said(ENVIRONMENT), _said("q")], "q"),
+        # Context is a whole single-part message; with a second part it is something the user sent.
+        ([_said(AGENTS, " and more")], AGENTS + " and more"),
+        ([_said(ENVIRONMENT, "q")], None),
+        ([_said("  <ENVIRONMENT_CONTEXT>\n</ENVIRONMENT_CONTEXT>"), _said("q")], "q"),
+        ([_said('say "hi" \\ to \u00e9t\u00e9 \U0001f600\n')], 'say "hi" \\ to \u00e9t\u00e9 \U0001f600\n'),
+        ([NOT_JSON, _said("q")], "q"),
+        ([NOT_JSON[:-30], _said("q")], "q"),
+        ([_said("## My request for Codex:\n fix the build ")], "fix the build"),
+        ([IMAGE_ONLY, _said("q")], ""),
+        (
+            [_line("response_item", {"type": "message", "role": "assistant", "content": []}), _said("q")],
+            "q",
+        ),
+    ],
+    ids=[
+        "context-then-typed",
+        "context-prefix-with-two-parts",
+        "environment-part-first",
+        "context-in-other-spelling",
+        "escapes",
+        "not-json",
+        "torn",
+        "legacy-request-prefix",
+        "image-only",
+        "assistant-first",
+    ],
+)
+async def test_previews_come_from_the_first_message_the_user_typed(
+    tmp_path: Path, head: list[str], preview: str | None
+) -> None:
+    path = write_thread(tmp_path, BASE, None)
+    event = _line("event_msg", {"type": "user_message", "message": "q", "images": [], "local_images": []})
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write("".join(f"{line}\n" for line in [*head, event]))
+    store = ThreadStore(tmp_path)
+    listed = (await store.list_threads(default_provider=PROVIDER)).threads
+    # A thread with no message the user typed among its first records is not listed.
+    assert [t.preview for t in listed] == ([] if preview is None else [preview])
+    if listed:
+        # thread/read parses every line in full; the listing must show the same thread.
+        assert listed[0] == await store.read_summary(path, default_provider=PROVIDER)
+
+
+async def test_a_new_process_that_only_confirms_the_index_leaves_it_alone(tmp_path: Path) -> None:
+    paths = [write_thread(tmp_path, BASE + timedelta(minutes=i), f"message {i}") for i in range(5)]
+    age_tree(tmp_path, BASE + timedelta(days=1))
+    expected = [thread_id_of(p) for p in reversed(paths)]
+    assert await page_ids(ThreadStore(tmp_path)) == expected
+    index = tmp_path / ".codex-trio" / "thread_index.v1.json"
+    written = (index.read_bytes(), index.stat().st_mtime_ns)
+    assert await page_ids(ThreadStore(tmp_path)) == expected
+    assert (index.read_bytes(), index.stat().st_mtime_ns) == written
+
+    # A change seen before the index was read is saved, though.
+    paths[4].write_text(paths[4].read_text().replace("message 4", "changed 4"))
+    age(paths[4], BASE + timedelta(days=2))
+    assert await page_ids(ThreadStore(tmp_path)) == expected
+    assert b"changed 4" in index.read_bytes()
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no read-ahead hints on this platform")
+async def test_a_slow_disk_is_read_ahead_without_changing_the_listing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = [write_thread(tmp_path, BASE + timedelta(minutes=i), f"message {i}") for i in range(80)]
+    age_tree(tmp_path, BASE + timedelta(days=1))
+    events: list[tuple[str, str]] = []
+    real_scan = ts.scan_list_head
+    monkeypatch.setattr(ts, "scan_list_head", lambda path: events.append(("scan", path)) or real_scan(path))
+
+    def advise(fd: int, offset: int, length: int, advice: int) -> None:
+        assert advice == os.POSIX_FADV_WILLNEED
+        events.append(("hint", os.readlink(f"/proc/self/fd/{fd}")))
+
+    monkeypatch.setattr(ts.os, "posix_fadvise", advise)
+    # Every read counts as one that waited for the disk.
+    monkeypatch.setattr(ts, "_SLOW_SCAN_S", -1.0)
+    store = ThreadStore(tmp_path)
+    expected = [thread_id_of(p) for p in reversed(paths)]
+    assert await page_ids(store, limit=10) == expected
+    scanned = [path for kind, path in events if kind == "scan"]
+    hinted = [path for kind, path in events if kind == "hint"]
+    assert sorted(scanned) == sorted(str(p) for p in paths)
+    # Once reads have been slow for a while, the files ahead are hinted once each, before their scan.
+    assert hinted and len(hinted) == len(set(hinted))
+    for path in hinted:
+        assert events.index(("hint", path)) < events.index(("scan", path))
+    assert set(scanned[ts._SCAN_STRETCH + 1 :]) <= set(hinted)

@@ -20,7 +20,6 @@ reported as ``<file>:<line>:<column>: <message>``, and one that comes from an ov
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import math
@@ -28,7 +27,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, NamedTuple, cast
 
 from codex_trio import REFERENCE_VERSION
 from codex_trio.core.provider import (
@@ -85,14 +84,12 @@ WIRE_APIS = ("responses", "chat")
 # Errors
 
 
-@dataclass(frozen=True)
-class TextPosition:
+class TextPosition(NamedTuple):
     line: int  # 1-based
     column: int  # 1-based
 
 
-@dataclass(frozen=True)
-class TextRange:
+class TextRange(NamedTuple):
     start: TextPosition
     end: TextPosition  # inclusive: the last character of the offending text
 
@@ -1147,24 +1144,21 @@ def model_providers_from(
 # Config
 
 
-@dataclass(frozen=True)
-class SandboxWorkspaceWrite:
+class SandboxWorkspaceWrite(NamedTuple):
     writable_roots: tuple[Path, ...] = ()
     network_access: bool = False
     exclude_tmpdir_env_var: bool = False
     exclude_slash_tmp: bool = False
 
 
-@dataclass(frozen=True)
-class ToolsConfig:
+class ToolsConfig(NamedTuple):
     """``[tools]``: legacy toggles (``web_search`` is deprecated in favour of top-level web_search)."""
 
     web_search: bool | None = None
     view_image: bool | None = None
 
 
-@dataclass(frozen=True)
-class ThreadOverrides:
+class ThreadOverrides(NamedTuple):
     """The typed fields of ``thread/start`` (and the CLI's flags); they beat profile and file."""
 
     model: str | None = None
@@ -1180,13 +1174,12 @@ class ThreadOverrides:
         """These overrides, falling back to ``base`` for the fields left unset."""
         merged = {
             name: getattr(self, name) if getattr(self, name) is not None else getattr(base, name)
-            for name in (f.name for f in dataclasses.fields(self))
+            for name in self._fields
         }
         return ThreadOverrides(**merged)
 
 
-@dataclass(frozen=True)
-class _LoadInputs:
+class _LoadInputs(NamedTuple):
     """Everything a Config was built from, so derive() can rebuild it with more overrides."""
 
     codex_home: Path
@@ -1200,6 +1193,8 @@ class _LoadInputs:
 
 @dataclass(frozen=True)
 class Config:
+    """The effective configuration of a server or of one thread (see ``derive``)."""
+
     codex_home: Path
     cwd: Path
     model: str

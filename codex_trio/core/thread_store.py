@@ -13,7 +13,11 @@ tens of seconds. Here:
   warm. Directory listings are cached by the directory's mtime. Nothing cached is trusted without a
   ``stat``, so files another process (the reference itself) writes, moves or deletes show up at once;
   entries whose mtime is within two seconds of when they were read are re-checked, since a
-  coarse-grained clock could hide a change made in the same tick.
+  coarse-grained clock could hide a change made in the same tick;
+- a head is read as far as the reference reads it, but most lines are told apart by their first bytes
+  (record type, payload type, role, injected context) and only what the summary shows is parsed as
+  JSON; reading stops once nothing further could change the summary. When reads are seen to wait for
+  the disk, the kernel is asked to read the next rollouts ahead of the scan.
 
 Known differences from the reference, all deliberate:
 - the reference stops after 10,000 files per request, so older threads can never be listed; there is
@@ -32,8 +36,8 @@ import json
 import os
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -41,10 +45,14 @@ from typing import Any, Literal, NamedTuple
 import trio
 
 from codex_trio.core.rollout import (
+    _SESSION_PREFIX_TAGS,
     ARCHIVED_SESSIONS_SUBDIR,
     FILE_TIMESTAMP_FORMAT,
     ROLLOUT_ITEM_TYPES,
     SESSIONS_SUBDIR,
+    SKILL_INSTRUCTIONS_OPEN_TAG,
+    USER_INSTRUCTIONS_LEGACY_OPEN_TAG,
+    USER_INSTRUCTIONS_PREFIX,
     JsonObject,
     Rollout,
     RolloutLine,
@@ -78,6 +86,13 @@ _INDEX_VERSION = 1
 _RACY_NS = 2_000_000_000
 # Save the persisted index at most this often while paging (and always on the last page).
 _INDEX_SAVE_INTERVAL_NS = 5_000_000_000
+# A rollout's head read from the page cache takes some 40 us; one that waits for the disk, from
+# ~150 us (a fast SSD) to milliseconds. Once most reads of a stretch are slower than this (a busy CPU
+# slows down a few, not most), the kernel is asked to read the next rollouts ahead of the scan, so
+# that the disk works while the scan parses.
+_SLOW_SCAN_S = 100e-6
+_SCAN_STRETCH = 32
+_READ_AHEAD = 64
 
 INVALID_REQUEST = -32600
 INTERNAL_ERROR = -32603
@@ -149,9 +164,11 @@ def source_kind_matches(source: Any, kinds: Sequence[str]) -> bool:
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class HeadSummary:
-    """What listing needs from a rollout; depends only on the file's content, so it is cacheable."""
+class HeadSummary(NamedTuple):
+    """What listing needs from a rollout; depends only on the file's content, so it is cacheable.
+
+    A named tuple: one is built per rollout listed, and the persisted index stores them positionally.
+    """
 
     # Whether a session_meta and a user_message event appear within the lines the listing reads.
     saw_meta: bool = False
@@ -160,8 +177,7 @@ class HeadSummary:
     first_is_meta: bool = False
     # From the first session_meta.
     thread_id: str | None = None
-    timestamp: str = ""
-    # ``timestamp`` in epoch seconds (0 if it does not parse), as createdAt shows it.
+    # Its timestamp in epoch seconds (0 if it does not parse), as createdAt shows it.
     created_at: int = 0
     cwd: str = ""
     cli_version: str = ""
@@ -177,9 +193,29 @@ class HeadSummary:
 _LINE_PREFIX = re.compile(
     rb'\{"timestamp":"[^"\\]*","type":"([a-z_]+)","payload":(?:\{"type":"([a-z_]+)"(?:,"role":"([a-z]+)")?)?'
 )
+# How a user message with one text part goes on after the prefix, and how it ends, as the reference
+# writes it.
+_ONE_TEXT_OPEN = b',"content":[{"type":"input_text","text":"'
+_ONE_TEXT_CLOSE = b'"}]}}'
+_ROLLOUT_KINDS = frozenset(kind.encode() for kind in ROLLOUT_ITEM_TYPES)
 _NOT_USER_ROLES = (b"assistant", b"developer", b"system")
+# Texts that make a single-part user-role message injected context rather than something the user
+# typed (see rollout.user_message_text), as they start in JSON. Another spelling (escaped, upper case,
+# leading blanks) is simply decoded and judged by user_message_text.
+_CONTEXT_TEXT_STARTS = tuple(
+    text.encode()
+    for text in (
+        USER_INSTRUCTIONS_PREFIX,
+        USER_INSTRUCTIONS_LEGACY_OPEN_TAG,
+        SKILL_INSTRUCTIONS_OPEN_TAG,
+        *_SESSION_PREFIX_TAGS,
+    )
+)
 _BASE_INSTRUCTIONS = b',"base_instructions":{"text":"'
-_BLANK_STARTS = (b"", b"\n", b"\r", b" ", b"\t")
+_BLANKS = b" \t\r\n"
+# Enough for the whole head of a typical rollout in one read (its session_meta alone is ~20 KB).
+_READ_SIZE = 1 << 16
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 def _epoch_seconds(timestamp: str) -> int:
@@ -187,29 +223,68 @@ def _epoch_seconds(timestamp: str) -> int:
     return int(moment.timestamp() // 1) if moment is not None else 0
 
 
-def _parse_session_meta_line(raw: bytes) -> RolloutLine | None:
-    """Parse a session_meta line without decoding its instructions, ~20 KB that listing never shows."""
-    start = raw.find(_BASE_INSTRUCTIONS)
-    if start > 0:
+def _string_end(buf: bytes, start: int, end: int) -> int:
+    """Where the JSON string whose text starts at ``start`` closes (its quote), or -1 before ``end``."""
+    at = start
+    while True:
+        at = buf.find(b'"', at, end)
+        if at < 0:
+            return -1
+        backslashes = 0
+        while buf[at - 1 - backslashes] == 0x5C:
+            backslashes += 1
+        if backslashes % 2 == 0:
+            return at
+        at += 1
+
+
+def _parse_session_meta_line(buf: bytes, start: int = 0, end: int | None = None) -> RolloutLine | None:
+    """Parse a session_meta line (``buf[start:end]``) without decoding its instructions, ~20 KB that
+    listing never shows."""
+    end = len(buf) if end is None else end
+    at = buf.find(_BASE_INSTRUCTIONS, start, end)
+    if at > start:
         # The instructions are the last key of the meta, but for git: find their end from the back.
-        tail_from = max(start, len(raw) - 4096)
-        end = raw.rfind(b'"},"git":', tail_from)
-        if end < 0:
-            stripped = raw.rstrip()
-            end = len(stripped) - 4 if stripped.endswith(b'"}}}') else -1
-        if end > start:
+        tail_from = max(at, end - 4096)
+        close = buf.rfind(b'"},"git":', tail_from, end)
+        if close < 0:
+            stripped_end = len(buf[start:end].rstrip()) + start
+            close = stripped_end - 4 if buf.endswith(b'"}}}', start, stripped_end) else -1
+        if close > at:
             backslashes = 0
-            while raw[end - 1 - backslashes] == 0x5C:
+            while buf[close - 1 - backslashes] == 0x5C:
                 backslashes += 1
             # An escaped quote means the guess is wrong; the full parse below decides then.
             if backslashes % 2 == 0:
-                line = parse_rollout_line(raw[:start] + raw[end + 2 :])
+                line = parse_rollout_line(buf[start:at] + buf[close + 2 : end])
                 if line is not None:
                     return line
-    return parse_rollout_line(raw)
+    return parse_rollout_line(buf[start:end])
 
 
-_HEAD_FIELDS = tuple(f.name for f in fields(HeadSummary))
+_HEAD_FIELDS = HeadSummary._fields
+
+
+def _head_summary(
+    meta: JsonObject | None, first_is_meta: bool, preview: str | None, saw_meta: bool, saw_user: bool
+) -> HeadSummary:
+    if meta is None:
+        return HeadSummary(saw_meta, saw_user, preview=preview)
+    git = meta.get("git")
+    provider = meta.get("model_provider")
+    return HeadSummary(
+        saw_meta,
+        saw_user,
+        first_is_meta,
+        parse_uuid(meta["id"]),
+        _epoch_seconds(meta["timestamp"]),
+        meta["cwd"],
+        meta["cli_version"],
+        meta.get("source", "vscode"),
+        provider if isinstance(provider, str) else None,
+        git if isinstance(git, dict) else None,
+        preview,
+    )
 
 
 def _summarize_head(records: list[tuple[str, JsonObject]], saw_meta: bool, saw_user: bool) -> HeadSummary:
@@ -221,80 +296,148 @@ def _summarize_head(records: list[tuple[str, JsonObject]], saw_meta: bool, saw_u
             if text is not None:
                 preview = preview_from_first_message(text)
                 break
-    if meta is None:
-        return HeadSummary(saw_meta=saw_meta, saw_user_event=saw_user, preview=preview)
-    git = meta.get("git")
-    provider = meta.get("model_provider")
-    return HeadSummary(
-        saw_meta=saw_meta,
-        saw_user_event=saw_user,
-        first_is_meta=bool(records) and records[0][0] == "session_meta",
-        thread_id=parse_uuid(meta["id"]),
-        timestamp=meta["timestamp"],
-        created_at=_epoch_seconds(meta["timestamp"]),
-        cwd=meta["cwd"],
-        cli_version=meta["cli_version"],
-        source=meta.get("source", "vscode"),
-        model_provider=provider if isinstance(provider, str) else None,
-        git=git if isinstance(git, dict) else None,
-        preview=preview,
-    )
+    first_is_meta = bool(records) and records[0][0] == "session_meta"
+    return _head_summary(meta, first_is_meta, preview, saw_meta, saw_user)
+
+
+def _line_spans(path: str | Path) -> Iterator[tuple[bytes, int, int]]:
+    """The lines of a file as (buffer, start, end), newlines excluded: read in large blocks and never
+    copied line by line (a rollout's first line alone is ~20 KB that listing mostly skips)."""
+    fd = os.open(path, os.O_RDONLY | _O_CLOEXEC)
+    try:
+        buf = os.read(fd, _READ_SIZE)
+        pos = 0
+        while buf:
+            newline = buf.find(b"\n", pos)
+            if newline >= 0:
+                yield buf, pos, newline
+                pos = newline + 1
+                continue
+            more = os.read(fd, _READ_SIZE)
+            if not more:
+                if pos < len(buf):
+                    yield buf, pos, len(buf)
+                return
+            buf, pos = buf[pos:] + more, 0
+    finally:
+        os.close(fd)
+
+
+def _typed_text(text: str) -> str | None:
+    """user_message_text of a user message with this one text part."""
+    part = {"type": "input_text", "text": text}
+    return user_message_text({"type": "message", "role": "user", "content": [part]})
 
 
 def scan_list_head(path: str | Path) -> HeadSummary:
-    """Read as much of a rollout as the reference does to list it. Blocking."""
-    records: list[tuple[str, JsonObject]] = []
+    """Read as much of a rollout as the reference does to list it. Blocking.
+
+    The reference parses each line it reads; here most lines are classified from their first bytes,
+    and reading stops as soon as nothing further could change the summary.
+    """
+    # The head records (session_meta and response items, at most HEAD_RECORD_LIMIT): only how many
+    # there are, the first one's kind, the first session_meta and the first user message matter.
+    records = 0
+    first_is_meta = False
+    meta: JsonObject | None = None
+    preview: str | None = None
     saw_meta = saw_user = False
     scanned = 0
-    with open(path, "rb", buffering=1 << 16) as handle:
-        for raw in handle:
-            if raw[:1] in _BLANK_STARTS and not raw.strip():
+    for buf, start, end in _line_spans(path):
+        if start == end or (buf[start] in _BLANKS and not buf[start:end].strip()):
+            continue
+        if scanned >= HEAD_RECORD_LIMIT and not (
+            saw_meta and not saw_user and scanned < HEAD_RECORD_LIMIT + USER_EVENT_SCAN_LIMIT
+        ):
+            break
+        scanned += 1
+        head_full = records >= HEAD_RECORD_LIMIT
+        match = _LINE_PREFIX.match(buf, start, end)
+        line: RolloutLine | None
+        if match is None:
+            line = parse_rollout_line(buf[start:end])
+        else:
+            kind_bytes, payload_type, role = match.groups()
+            if kind_bytes in (b"turn_context", b"compacted") or kind_bytes not in _ROLLOUT_KINDS:
                 continue
-            if scanned >= HEAD_RECORD_LIMIT and not (
-                saw_meta and not saw_user and scanned < HEAD_RECORD_LIMIT + USER_EVENT_SCAN_LIMIT
-            ):
-                break
-            scanned += 1
-            head_full = len(records) >= HEAD_RECORD_LIMIT
-            match = _LINE_PREFIX.match(raw)
-            if match is not None:
-                kind_bytes, payload_type, role = match.groups()
-                if (
-                    kind_bytes in (b"turn_context", b"compacted")
-                    or kind_bytes.decode() not in ROLLOUT_ITEM_TYPES
-                ):
+            if kind_bytes == b"event_msg":
+                if saw_user or (payload_type is not None and payload_type != b"user_message"):
                     continue
-                if (
-                    kind_bytes == b"event_msg"
-                    and payload_type is not None
-                    and payload_type != b"user_message"
-                ):
+                line = parse_rollout_line(buf[start:end])
+            elif kind_bytes == b"response_item":
+                if head_full:
                     continue
-                if kind_bytes == b"response_item":
-                    if head_full:
+                # Past the first user message only the number of records matters; other messages and
+                # items just take a place (unless torn).
+                if payload_type is not None and buf.endswith((b"}", b"}\r"), start, end):
+                    if preview is not None or payload_type != b"message" or role in _NOT_USER_ROLES:
+                        records += 1
                         continue
-                    # Only user messages matter in the head; the others just take a place (unless torn).
-                    not_user = payload_type != b"message" or role in _NOT_USER_ROLES
-                    if payload_type is not None and not_user and raw.endswith((b"}\n", b"}")):
-                        records.append(("response_item", {}))
-                        continue
-            if match is not None and match.group(1) == b"session_meta":
-                line = _parse_session_meta_line(raw)
+                    text_at = match.end() + len(_ONE_TEXT_OPEN)
+                    if role == b"user" and buf.startswith(_ONE_TEXT_OPEN, match.end()):
+                        text_end = _string_end(buf, text_at, end)
+                        if text_end > 0 and buf[text_end:end].rstrip() == _ONE_TEXT_CLOSE:
+                            # One text part: injected context is told from its first bytes, and only
+                            # a message the user may have typed has its text decoded.
+                            if not buf.startswith(_CONTEXT_TEXT_STARTS, text_at):
+                                try:
+                                    text = _typed_text(json.loads(buf[text_at - 1 : text_end + 1]))
+                                except ValueError:
+                                    continue  # not JSON after all: the reference skips the line
+                                if text is not None:
+                                    preview = preview_from_first_message(text)
+                            records += 1
+                            continue
+                line = parse_rollout_line(buf[start:end])
             else:
-                line = parse_rollout_line(raw)
-            if line is None:
+                line = _parse_session_meta_line(buf, start, end)
+        if line is None:
+            continue
+        kind = line["type"]
+        if kind == "session_meta":
+            saw_meta = True
+            if head_full:
                 continue
-            kind = line["type"]
-            if kind == "session_meta":
-                saw_meta = True
-                if not head_full:
-                    records.append((kind, line["payload"]))
-            elif kind == "response_item":
-                if not head_full:
-                    records.append((kind, line["payload"]))
-            elif kind == "event_msg" and line["payload"].get("type") == "user_message":
-                saw_user = True
-    return _summarize_head(records, saw_meta, saw_user)
+            if records == 0:
+                first_is_meta = True
+            records += 1
+            if meta is None:
+                meta = line["payload"]
+        elif kind == "response_item":
+            if head_full:
+                continue
+            records += 1
+            if preview is None:
+                text = user_message_text(line["payload"])
+                if text is not None:
+                    preview = preview_from_first_message(text)
+        elif kind == "event_msg" and line["payload"].get("type") == "user_message":
+            saw_user = True
+        else:
+            continue
+        # Once these are known, reading on could not change the summary.
+        settled = records >= HEAD_RECORD_LIMIT or (meta is not None and preview is not None)
+        if saw_user and saw_meta and settled:
+            break
+    return _head_summary(meta, first_is_meta, preview, saw_meta, saw_user)
+
+
+def _read_head_records(path: Path) -> list[tuple[str, JsonObject]]:
+    """The first 10 session_meta/response records, however far into the file. Blocking."""
+    records: list[tuple[str, JsonObject]] = []
+    for buf, start, end in _line_spans(path):
+        match = _LINE_PREFIX.match(buf, start, end)
+        if match is not None and match.group(1) not in (b"session_meta", b"response_item"):
+            continue
+        raw = buf[start:end]
+        if not raw.strip():
+            continue
+        line = parse_rollout_line(raw)
+        if line is not None and line["type"] in ("session_meta", "response_item"):
+            records.append((line["type"], line["payload"]))
+            if len(records) >= HEAD_RECORD_LIMIT:
+                break
+    return records
 
 
 def _head_records(lines: Sequence[Any]) -> list[tuple[str, JsonObject]]:
@@ -307,31 +450,12 @@ def _head_records(lines: Sequence[Any]) -> list[tuple[str, JsonObject]]:
     return records
 
 
-def _read_head_records(path: Path) -> list[tuple[str, JsonObject]]:
-    """The first 10 session_meta/response records, however far into the file. Blocking."""
-    records: list[tuple[str, JsonObject]] = []
-    with open(path, "rb") as handle:
-        for raw in handle:
-            if not raw.strip():
-                continue
-            match = _LINE_PREFIX.match(raw)
-            if match is not None and match.group(1) not in (b"session_meta", b"response_item"):
-                continue
-            line = parse_rollout_line(raw)
-            if line is not None and line["type"] in ("session_meta", "response_item"):
-                records.append((line["type"], line["payload"]))
-                if len(records) >= HEAD_RECORD_LIMIT:
-                    break
-    return records
-
-
 # --------------------------------------------------------------------------------------------------
 # Thread summaries
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ThreadSummary:
+class ThreadSummary(NamedTuple):
     """A stored thread as the v2 ``Thread`` object describes it (without turns)."""
 
     id: str
@@ -428,13 +552,22 @@ def _format_name_timestamp(now_ns: int) -> str:
 _EPOCH = datetime(1970, 1, 1)
 
 
-class _Candidate(NamedTuple):
-    # Seconds of the sort timestamp read as UTC, and the id as an integer: the page order is
-    # (key, uid) descending, the reference's (timestamp, uuid).
-    key: int
-    uid: int
-    thread_id: str
-    path: str
+# The listing's internal records are plain classes with slots: typing.NamedTuple and dataclasses
+# cost start-up time (a quarter of a millisecond each) that a server answering initialize notices.
+
+
+class _Candidate:
+    """A rollout met on a walk."""
+
+    __slots__ = ("key", "path", "thread_id", "uid")
+
+    def __init__(self, key: int, uid: int, thread_id: str, path: str) -> None:
+        # Seconds of the sort timestamp read as UTC, and the id as an integer: the page order is
+        # (key, uid) descending, the reference's (timestamp, uuid).
+        self.key = key
+        self.uid = uid
+        self.thread_id = thread_id
+        self.path = path
 
 
 def _file_key(stamp: datetime) -> int:
@@ -456,29 +589,43 @@ def parse_cursor(token: str) -> tuple[int, int]:
     return _file_key(stamp), int(thread_id.replace("-", ""), 16)
 
 
-@dataclass
 class _DirListing:
-    mtime_ns: int
-    listed_at_ns: int
-    entries: list[Any]
-    # For day directories: negated (key, uid) of ``entries``, ascending, for bisecting to a cursor.
-    neg_keys: list[tuple[int, int]] = field(default_factory=list)
+    __slots__ = ("entries", "listed_at_ns", "mtime_ns", "neg_keys")
+
+    def __init__(
+        self, mtime_ns: int, listed_at_ns: int, entries: list[Any], neg_keys: list[tuple[int, int]]
+    ) -> None:
+        self.mtime_ns = mtime_ns
+        self.listed_at_ns = listed_at_ns
+        self.entries = entries
+        # For day directories: negated (key, uid) of ``entries``, ascending, for bisecting to a cursor.
+        self.neg_keys = neg_keys
 
 
-@dataclass
 class _CachedHead:
-    size: int
-    mtime_ns: int
-    checked_at_ns: int
-    head: HeadSummary
+    __slots__ = ("checked_at_ns", "head", "mtime_ns", "size")
+
+    def __init__(self, size: int, mtime_ns: int, checked_at_ns: int, head: HeadSummary) -> None:
+        self.size = size
+        self.mtime_ns = mtime_ns
+        self.checked_at_ns = checked_at_ns
+        self.head = head
 
 
-@dataclass
 class _Filters:
-    allowed_sources: tuple[str, ...]
-    post_source_kinds: tuple[str, ...] | None
-    providers: tuple[str, ...] | None
-    default_provider: str
+    __slots__ = ("allowed_sources", "default_provider", "post_source_kinds", "providers")
+
+    def __init__(
+        self,
+        allowed_sources: tuple[str, ...],
+        post_source_kinds: tuple[str, ...] | None,
+        providers: tuple[str, ...] | None,
+        default_provider: str,
+    ) -> None:
+        self.allowed_sources = allowed_sources
+        self.post_source_kinds = post_source_kinds
+        self.providers = providers
+        self.default_provider = default_provider
 
     def core_ok(self, head: HeadSummary) -> bool:
         if not (head.saw_meta and head.saw_user_event):
@@ -516,17 +663,24 @@ def _numeric_dir(name: str, limit: int) -> int | None:
 
 
 _ROLLOUT_NAME = re.compile(
-    r"rollout-(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d)-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.jsonl"
+    r"rollout-(\d{4})-(\d\d)-(\d\d)T(\d\d)-(\d\d)-(\d\d)"
+    r"-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.jsonl"
 )
 
 
-def _parse_name(name: str) -> tuple[datetime, str] | None:
+def _parse_name(name: str) -> tuple[int, str] | None:
+    """(sort key, thread id) of a rollout's file name, or None if it names no rollout."""
     # The usual lowercase name in one regex; anything else the general (slower) parser decides.
     match = _ROLLOUT_NAME.fullmatch(name)
-    if match is not None:
-        stamp = parse_file_timestamp(match.group(1))
-        return None if stamp is None else (stamp, match.group(2))
-    return parse_rollout_file_name(name)
+    if match is None:
+        parsed = parse_rollout_file_name(name)
+        return None if parsed is None else (_file_key(parsed[0]), parsed[1])
+    year, month, day, hour, minute, second, thread_id = match.groups()
+    try:
+        stamp = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))
+    except ValueError:
+        return None
+    return _file_key(stamp), thread_id
 
 
 class _Scanner:
@@ -543,6 +697,10 @@ class _Scanner:
         self.dirty = False
         self.validated: set[str] = set()
         self.last_save_ns = 0
+        self.read_ahead = False
+        self.scans = self.slow_scans = 0
+        # Files the kernel was asked to read ahead and that have not been scanned since.
+        self.hinted: set[str] = set()
 
     # ---- persisted index ---------------------------------------------------------------------
 
@@ -570,13 +728,27 @@ class _Scanner:
         if not isinstance(entries, list):
             return
         home = str(self.codex_home)
+        scanned, self.heads = self.heads, {}
         for entry in entries:
             try:
                 rel, size, mtime_ns, checked_at_ns, *head = entry
                 cached = _CachedHead(int(size), int(mtime_ns), int(checked_at_ns), HeadSummary(*head))
             except (TypeError, ValueError):
                 continue
-            self.heads.setdefault(os.path.join(home, rel), cached)
+            self.heads[os.path.join(home, rel)] = cached
+        # What this process read before the index wins; if it only confirmed settled entries of the
+        # index, there is nothing new to save (a first page must not cost rewriting the whole index).
+        confirmed = True
+        for path, fresh in scanned.items():
+            stored = self.heads.get(path)
+            confirmed = confirmed and (
+                stored is not None
+                and stored.checked_at_ns - stored.mtime_ns > _RACY_NS
+                and (stored.size, stored.mtime_ns, stored.head) == (fresh.size, fresh.mtime_ns, fresh.head)
+            )
+            self.heads[path] = fresh
+        if confirmed:
+            self.dirty = False
 
     def save_index(self, force: bool) -> None:
         # Saving before the index was read would replace it with what this process happened to see.
@@ -590,10 +762,8 @@ class _Scanner:
         for path, cached in self.heads.items():
             if not path.startswith(prefix) or (path not in self.validated and not os.path.exists(path)):
                 continue
-            head = cached.head
             entries.append(
-                [path[len(prefix) :], cached.size, cached.mtime_ns, cached.checked_at_ns]
-                + [getattr(head, name) for name in _HEAD_FIELDS]
+                [path[len(prefix) :], cached.size, cached.mtime_ns, cached.checked_at_ns, *cached.head]
             )
         target = self.index_path
         try:
@@ -629,19 +799,65 @@ class _Scanner:
             self.validated.add(path)
             return cached.head, st.st_mtime_ns
         checked_at = self.clock_ns()
+        started = time.perf_counter()
         try:
             head = scan_list_head(path)
         except OSError:
             return None
+        self._note_scan(time.perf_counter() - started)
+        self.hinted.discard(path)
         self.heads[path] = _CachedHead(st.st_size, st.st_mtime_ns, checked_at, head)
         self.validated.add(path)
         self.dirty = True
         return head, st.st_mtime_ns
 
+    def _note_scan(self, seconds: float) -> None:
+        self.scans += 1
+        if seconds > _SLOW_SCAN_S:
+            self.slow_scans += 1
+        if self.scans == _SCAN_STRETCH:
+            self.read_ahead = self.read_ahead or 2 * self.slow_scans > _SCAN_STRETCH
+            self.scans = self.slow_scans = 0
+
+    def reading_ahead(self, candidates: Iterator[_Candidate]) -> Iterator[_Candidate]:
+        """``candidates``, unchanged. Once reads have been seen to wait for the disk (the first listing
+        after a boot reads thousands of rollouts that no cache holds), the kernel is asked to read the
+        heads of the next few not yet cached before the scan gets to them."""
+        window: deque[_Candidate] = deque()
+        for cand in candidates:
+            if not window and not self.read_ahead:
+                yield cand
+                continue
+            window.append(cand)
+            self._hint(cand.path)
+            if len(window) > _READ_AHEAD:
+                yield window.popleft()
+        yield from window
+
+    def _hint(self, path: str) -> None:
+        if path in self.heads or path in self.hinted or not hasattr(os, "posix_fadvise"):
+            return
+        if len(self.hinted) > 16 * _READ_AHEAD:
+            # Left over from walks a client did not follow to the end.
+            self.hinted.clear()
+        self.hinted.add(path)
+        try:
+            fd = os.open(path, os.O_RDONLY | _O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            os.posix_fadvise(fd, 0, _READ_SIZE, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
     # ---- directories -------------------------------------------------------------------------
 
     def _listing(
-        self, directory: str, build: Callable[[Iterator[os.DirEntry[str]]], _DirListing]
+        self,
+        directory: str,
+        build: Callable[[Iterator[os.DirEntry[str]]], tuple[list[Any], list[tuple[int, int]]]],
     ) -> _DirListing | None:
         try:
             mtime_ns = os.stat(directory).st_mtime_ns
@@ -654,49 +870,56 @@ class _Scanner:
         listed_at = self.clock_ns()
         try:
             with os.scandir(directory) as entries:
-                listing = build(entries)
+                listing = _DirListing(mtime_ns, listed_at, *build(entries))
         except OSError:
             return None
-        listing.mtime_ns = mtime_ns
-        listing.listed_at_ns = listed_at
         self.dirs[directory] = listing
         return listing
 
     def subdirs(self, directory: str, limit: int) -> list[tuple[int, str]]:
-        def build(entries: Iterator[os.DirEntry[str]]) -> _DirListing:
+        def build(entries: Iterator[os.DirEntry[str]]) -> tuple[list[Any], list[tuple[int, int]]]:
             found = []
             for entry in entries:
                 value = _numeric_dir(entry.name, limit)
                 if value is not None and entry.is_dir(follow_symlinks=False):
                     found.append((value, entry.path))
             found.sort(key=lambda pair: pair[0], reverse=True)
-            return _DirListing(0, 0, found)
+            return found, []
 
         listing = self._listing(directory, build)
         return listing.entries if listing is not None else []
 
     def rollout_files(self, directory: str) -> _DirListing | None:
-        def build(entries: Iterator[os.DirEntry[str]]) -> _DirListing:
+        def build(entries: Iterator[os.DirEntry[str]]) -> tuple[list[Any], list[tuple[int, int]]]:
             found = []
             for entry in entries:
                 parsed = _parse_name(entry.name)
                 if parsed is None or not entry.is_file(follow_symlinks=False):
                     continue
-                stamp, thread_id = parsed
+                key, thread_id = parsed
                 uid = int(thread_id.replace("-", ""), 16)
-                found.append(_Candidate(_file_key(stamp), uid, thread_id, entry.path))
+                found.append(_Candidate(key, uid, thread_id, entry.path))
             found.sort(key=lambda c: (c.key, c.uid), reverse=True)
-            return _DirListing(0, 0, found, [(-c.key, -c.uid) for c in found])
+            return found, [(-c.key, -c.uid) for c in found]
 
         return self._listing(directory, build)
 
     # ---- walks -------------------------------------------------------------------------------
 
-    def day_dirs(self, root: str) -> Iterator[tuple[tuple[int, int, int], str]]:
+    def day_dirs(
+        self, root: str, newest: tuple[int, int, int] | None = None
+    ) -> Iterator[tuple[tuple[int, int, int], str]]:
+        """Day directories, newest first; with ``newest``, none after that day (and the years and
+        months after it are not even listed)."""
         for year, year_path in self.subdirs(root, 0xFFFF):
+            if newest is not None and year > newest[0]:
+                continue
             for month, month_path in self.subdirs(year_path, 0xFF):
+                if newest is not None and (year, month) > newest[:2]:
+                    continue
                 for day, day_path in self.subdirs(month_path, 0xFF):
-                    yield (year, month, day), day_path
+                    if newest is None or (year, month, day) <= newest:
+                        yield (year, month, day), day_path
 
     def created_order(self, root: str, flat: bool, anchor: tuple[int, int] | None) -> Iterator[_Candidate]:
         """Rollouts newest first by file name, after ``anchor``, as the reference walks them."""
@@ -706,15 +929,10 @@ class _Scanner:
         if anchor is not None:
             stamp = datetime.fromtimestamp(anchor[0], timezone.utc)
             anchor_day = (stamp.year, stamp.month, stamp.day)
-        if flat:
-            directories: Iterator[tuple[tuple[int, int, int] | None, str]] = iter([(None, root)])
-        else:
-            directories = iter(self.day_dirs(root))
-        for day, directory in directories:
-            # Directories are named after their files' dates: one newer than the cursor holds only
-            # files before it in the order.
-            if not passed and day is not None and anchor_day is not None and day > anchor_day:
-                continue
+        # Directories are named after their files' dates: one newer than the cursor holds only files
+        # before it in the order.
+        directories = [root] if flat else (path for _, path in self.day_dirs(root, anchor_day))
+        for directory in directories:
             listing = self.rollout_files(directory)
             if listing is None:
                 continue
@@ -752,7 +970,7 @@ class _Scanner:
         # Ids are unique, so the candidates themselves are never compared.
         keyed.sort(reverse=True)
         for seconds, _, cand in keyed:
-            yield cand._replace(key=seconds)
+            yield _Candidate(seconds, cand.uid, cand.thread_id, cand.path)
 
     def _find_in(self, directory: str, thread_id: str) -> str | None:
         listing = self.rollout_files(directory) if os.path.isdir(directory) else None
@@ -795,17 +1013,12 @@ class _Scanner:
         return None
 
 
-class _Page(NamedTuple):
-    entries: list[tuple[_Candidate, HeadSummary, int]]
-    next_cursor: str | None
-
-
 def _paginate(
     scanner: _Scanner,
     candidates: Iterator[_Candidate],
     limit: int,
     filters: _Filters,
-) -> _Page:
+) -> tuple[list[tuple[_Candidate, HeadSummary, int]], str | None]:
     """One thread/list page, reproducing the reference's paging loop.
 
     The reference asks its scanner for pages of ``remaining`` threads that pass the scan-level
@@ -837,11 +1050,10 @@ def _paginate(
         next_cursor = _format_cursor(scanned[-1][0].key, scanned[-1][0].thread_id) if more else None
         if remaining == 0 or not more:
             break
-    return _Page(items, next_cursor)
+    return items, next_cursor
 
 
-@dataclass(frozen=True)
-class ThreadPage:
+class ThreadPage(NamedTuple):
     threads: list[ThreadSummary]
     next_cursor: str | None
 
@@ -921,13 +1133,13 @@ class ThreadStore:
                 candidates = scanner.updated_order(root, archived, anchor)
             else:
                 candidates = scanner.created_order(root, archived, anchor)
-            page = _paginate(scanner, candidates, page_size, filters)
+            entries, next_cursor = _paginate(scanner, scanner.reading_ahead(candidates), page_size, filters)
             threads = [
                 _summary_from_head(head, cand.path, mtime_ns, default_provider)
-                for cand, head, mtime_ns in page.entries
+                for cand, head, mtime_ns in entries
             ]
-            scanner.save_index(force=page.next_cursor is None)
-            return ThreadPage(threads, page.next_cursor)
+            scanner.save_index(force=next_cursor is None)
+            return ThreadPage(threads, next_cursor)
 
         result: ThreadPage = await self._run(work)
         return result

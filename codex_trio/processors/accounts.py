@@ -17,21 +17,12 @@ Account notifications go to every initialized client: the account is the server'
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 import trio
 
-from ..core.auth import AuthError, AuthManager, AuthSettings
-from ..core.login import (
-    MSG_CANCELLED,
-    MSG_NOT_COMPLETED,
-    MSG_TIMED_OUT,
-    BrowserLogin,
-    LoginOptions,
-    LoginStartError,
-)
 from ..core.rollout import parse_uuid
 from ..protocol.accounts import (
     CancelLoginAccountParams,
@@ -45,8 +36,12 @@ from ..router import Handler, Method, RequestContext
 from ..rpc.errors import INTERNAL_ERROR, ConnectionClosed, RpcError, invalid_params
 from ..rpc.session import Reply
 
+# core.auth and core.login (and through them httpx and h11) are imported when an account method first
+# needs them, not at start-up: answering initialize must not wait for them.
 if TYPE_CHECKING:
     from ..app import AppServer
+    from ..core.auth import AuthManager
+    from ..core.login import BrowserLogin
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +51,13 @@ MSG_EMAIL_AND_PLAN_REQUIRED = "email and plan type are required for chatgpt auth
 PREVIOUS_LOGIN_WAIT_SECONDS = 5.0
 
 
-@dataclass
 class _ActiveLogin:
-    login: BrowserLogin
-    flavor: Flavor
+    # A plain class: a dataclass costs start-up time for nothing here.
+    __slots__ = ("flavor", "login")
+
+    def __init__(self, login: BrowserLogin, flavor: Flavor) -> None:
+        self.login = login
+        self.flavor = flavor
 
 
 def _uuid_parse_error(text: str) -> str:
@@ -77,12 +75,25 @@ def _uuid_parse_error(text: str) -> str:
     )
 
 
+@contextmanager
+def _auth_errors_as_rpc() -> Iterator[None]:
+    """An AuthError becomes the JSON-RPC error the reference answers with."""
+    from ..core.auth import AuthError
+
+    try:
+        yield
+    except AuthError as exc:
+        raise RpcError(exc.message, code=exc.code) from None
+
+
 def auth_manager_of(app: AppServer) -> AuthManager:
     """The server's AuthManager: the thread manager's, which its model clients use for every request.
 
     Until the thread manager owns one, the processor makes its own: logins and account reads work, but
     threads do not see them.
     """
+    from ..core.auth import AuthManager, AuthSettings
+
     existing = getattr(app.threads, "auth", None)
     if isinstance(existing, AuthManager):
         return existing
@@ -98,9 +109,15 @@ def auth_manager_of(app: AppServer) -> AuthManager:
 class AccountsProcessor:
     def __init__(self, app: AppServer) -> None:
         self.app = app
-        self.auth = auth_manager_of(app)
+        self._auth: AuthManager | None = None
         self._active: _ActiveLogin | None = None
         self._lock = trio.StrictFIFOLock()
+
+    @property
+    def auth(self) -> AuthManager:
+        if self._auth is None:
+            self._auth = auth_manager_of(self.app)
+        return self._auth
 
     def methods(self) -> list[Method]:
         def account(
@@ -157,19 +174,23 @@ class AccountsProcessor:
 
     # ---- browser logins ---------------------------------------------------------------------
 
-    def _end_active_login(self, reason: str = MSG_NOT_COMPLETED) -> _ActiveLogin | None:
-        """End the browser login in progress, if any. Its task reports it once it has wound down, which
-        is after the answer to the current request: nothing here yields to it."""
+    def _end_active_login(self, reason: str | None = None) -> _ActiveLogin | None:
+        """End the browser login in progress, if any (by default as "not completed"). Its task reports
+        it once it has wound down, which is after the answer to the current request: nothing here
+        yields to it."""
         active, self._active = self._active, None
         if active is not None:
-            active.login.cancel(reason)
+            # Only a started login can be active, so core.login is already imported.
+            from ..core.login import MSG_NOT_COMPLETED
+
+            active.login.cancel(MSG_NOT_COMPLETED if reason is None else reason)
         return active
 
     async def _start_browser_login(self, ctx: RequestContext, flavor: Flavor) -> BrowserLogin:
-        try:
+        from ..core.login import MSG_CANCELLED, BrowserLogin, LoginOptions, LoginStartError
+
+        with _auth_errors_as_rpc():
             self.auth.check_chatgpt_login()
-        except AuthError as exc:
-            raise RpcError(exc.message, code=exc.code) from None
         previous = self._end_active_login(MSG_CANCELLED)
         if previous is not None:
             # Like the reference, the previous login reports its end (and frees the port) before this
@@ -197,6 +218,8 @@ class AccountsProcessor:
         return login
 
     async def _run_login(self, active: _ActiveLogin) -> None:
+        from ..core.login import MSG_TIMED_OUT
+
         login = active.login
         try:
             error = await login.run()
@@ -245,20 +268,16 @@ class AccountsProcessor:
         await self._broadcast(self._completed("v2", None, None), self._status("v2"))
 
     async def _login_api_key(self, api_key: str) -> None:
-        try:
+        with _auth_errors_as_rpc():
             await self.auth.login_api_key(api_key)
-        except AuthError as exc:
-            raise RpcError(exc.message, code=exc.code) from None
         self._end_active_login()
 
     def _login_external(self, id_token: str, access_token: str) -> None:
-        try:
+        with _auth_errors_as_rpc():
             self.auth.check_external_login()
             # The reference ends a browser login in progress before it even looks at the tokens.
             self._end_active_login()
             auth = self.auth.validate_external_tokens(id_token, access_token)
-        except AuthError as exc:
-            raise RpcError(exc.message, code=exc.code) from None
         self.auth.set_external(auth)
 
     async def login_cancel(self, ctx: RequestContext, params: CancelLoginAccountParams) -> dict[str, Any]:
@@ -276,10 +295,8 @@ class AccountsProcessor:
         return Reply({}, after=self._status_after("v2"))
 
     async def _logout(self) -> None:
-        try:
+        with _auth_errors_as_rpc():
             await self.auth.logout()
-        except AuthError as exc:
-            raise RpcError(exc.message, code=exc.code) from None
         self._end_active_login()
 
     def _status_after(self, flavor: Flavor) -> Callable[[], Awaitable[None]]:
@@ -290,10 +307,8 @@ class AccountsProcessor:
 
     async def rate_limits(self, ctx: RequestContext, params: None) -> dict[str, Any]:
         user_agent = ctx.session.user_agent or ctx.session.originator
-        try:
+        with _auth_errors_as_rpc():
             snapshot = await self.auth.read_rate_limits(user_agent=user_agent)
-        except AuthError as exc:
-            raise RpcError(exc.message, code=exc.code) from None
         return {"rateLimits": snapshot}
 
     # ---- v1 ---------------------------------------------------------------------------------

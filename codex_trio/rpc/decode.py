@@ -16,21 +16,25 @@ Conventions that mirror serde's defaults:
 from __future__ import annotations
 
 import math
+import sys
 import types
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, NamedTuple, Union, get_args, get_origin
 
-from typing_extensions import NotRequired, Required, is_typeddict
+# typing_extensions costs start-up time; Python 3.11's typing has what is needed (every TypedDict here
+# is typing's, which typing.is_typeddict recognises).
+if sys.version_info >= (3, 11):
+    from typing import NotRequired, Required, is_typeddict
+else:  # pragma: no cover - Python 3.10
+    from typing_extensions import NotRequired, Required, is_typeddict
 
 
 class DecodeError(Exception):
     """The value does not fit the type; ``str(err)`` is serde's message."""
 
 
-@dataclass(frozen=True)
-class IntKind:
+class IntKind(NamedTuple):
     name: str
     minimum: int
     maximum: int
@@ -45,16 +49,14 @@ I32 = IntKind("i32", -(2**31), 2**31 - 1)
 I64 = IntKind("i64", -(2**63), 2**63 - 1)
 
 
-@dataclass(frozen=True)
-class Tagged:
+class Tagged(NamedTuple):
     """Marks a Union of TypedDicts as an internally tagged enum (serde ``#[serde(tag = ...)]``)."""
 
     name: str
     tag: str = "type"
 
 
-@dataclass(frozen=True)
-class Untagged:
+class Untagged(NamedTuple):
     """Marks a Union as serde ``#[serde(untagged)]``: the first variant that fits wins."""
 
     name: str
@@ -295,8 +297,7 @@ def _build_literal(variants: tuple[Any, ...]) -> Decoder:
     return dec
 
 
-@dataclass
-class _Field:
+class _Field(NamedTuple):
     name: str
     decode: Decoder
     optional: bool
