@@ -14,26 +14,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import trio
 
 from . import REFERENCE_VERSION
 from .core import events as ev
 from .core import rollout as ro
-from .core.auth import AuthManager, AuthSettings
 from .core.config import Config, ConfigError
 from .core.instructions import BASE_INSTRUCTIONS, initial_context
-from .core.model_client import ModelClient, make_http_client
-from .core.thread import CodexThread, ToolOptions, TurnSettings
 from .core.thread_store import ThreadStore, ThreadSummary
-from .processors.client_requests import OwnerChannel
 from .processors.projection import ProjectionState, legacy_notification, project, v2_notifications
 from .protocol.v2 import GitInfo, Thread
 from .rpc.errors import ConnectionClosed, RpcError
 from .rpc.session import Connection
 
 if TYPE_CHECKING:
+    import httpx
+
     from .app import ClientSession
+    from .core.auth import AuthManager
+    from .core.thread import CodexThread, TurnSettings
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +59,8 @@ def sandbox_policy_v2(config: Config) -> dict[str, Any]:
 
 
 def settings_from_config(config: Config) -> TurnSettings:
+    from .core.thread import TurnSettings
+
     return TurnSettings(
         model=config.model,
         model_provider=config.model_provider_id,
@@ -170,21 +171,32 @@ class ThreadManager:
         self.store = ThreadStore(codex_home)
         self.threads: dict[str, LoadedThread] = {}
         self._http: httpx.AsyncClient | None = None
-        # The server's credentials: every thread's requests carry them, and the account API changes them.
-        self.auth = AuthManager(
-            codex_home=codex_home,
-            env=env,
-            settings=AuthSettings.from_config(base_config),
-            http=lambda: self.http,
-        )
+        self._auth: AuthManager | None = None
         # Where turns run when they must outlive the request that started them.
         self.nursery: trio.Nursery | None = None
         # The connection whose turn is running, per task: approvals and questions go to it.
         self._turn_owner: ContextVar[Connection | None] = ContextVar(f"turn-owner-{id(self)}", default=None)
 
     @property
+    def auth(self) -> AuthManager:
+        """The server's credentials: every thread's requests carry them, and the account API changes them.
+        Built on first use: core.auth (with httpx) is not needed to answer initialize."""
+        if self._auth is None:
+            from .core.auth import AuthManager, AuthSettings
+
+            self._auth = AuthManager(
+                codex_home=self.codex_home,
+                env=self.env,
+                settings=AuthSettings.from_config(self.base_config),
+                http=lambda: self.http,
+            )
+        return self._auth
+
+    @property
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
+            from .core.model_client import make_http_client
+
             self._http = make_http_client()
         return self._http
 
@@ -239,6 +251,10 @@ class ThreadManager:
         dynamic_tools: Sequence[Mapping[str, Any]] = (),
     ) -> LoadedThread:
         provider = config.model_provider
+        from .core.model_client import ModelClient
+        from .core.thread import CodexThread, ToolOptions
+        from .processors.client_requests import OwnerChannel
+
         client = ModelClient(
             provider,
             http=self.http,

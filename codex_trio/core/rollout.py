@@ -20,6 +20,7 @@ import json
 import os
 import re
 import secrets
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -28,7 +29,11 @@ from types import TracebackType
 from typing import Any, Literal, TypedDict, cast
 
 import trio
-from typing_extensions import NotRequired
+
+if sys.version_info >= (3, 11):
+    from typing import NotRequired
+else:  # pragma: no cover - Python 3.10
+    from typing_extensions import NotRequired
 
 from ..protocol.v2 import Turn
 

@@ -7,8 +7,6 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from ..core.exec import ExecError, ExecRequest, exec_env, run_exec
-from ..core.sandbox import SandboxError, network_env, sandbox_spec
 from ..protocol.v2 import SandboxPolicy
 from ..router import Method, RequestContext
 from ..rpc.errors import INTERNAL_ERROR, RpcError
@@ -44,6 +42,9 @@ class CommandProcessor:
         return [Method("command/exec", CommandExecParams, self.exec)]
 
     async def exec(self, ctx: RequestContext, params: CommandExecParams) -> CommandExecResponse:
+        from ..core.exec import ExecError, ExecRequest, exec_env, run_exec
+        from ..core.sandbox import SandboxError, network_env, sandbox_spec
+
         if not params["command"]:
             raise RpcError("command must not be empty")
         config = self.app.config
