@@ -52,6 +52,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Literal, TypedDict
 
+from .exec import ExecError
+
 # --------------------------------------------------------------------------------------------
 # Errors
 
@@ -441,13 +443,6 @@ def _updated_contents(original: str, shown_path: str, chunks: Sequence[UpdateChu
     return "\n".join(lines)
 
 
-def _io_text(exc: OSError) -> str:
-    # How Rust's io::Error displays an OS error.
-    if exc.errno is None:
-        return str(exc)
-    return f"{os.strerror(exc.errno)} (os error {exc.errno})"
-
-
 def _read_text(path: str) -> str:
     """read_to_string: raises OSError, or ValueError for contents that are not UTF-8."""
     with open(path, "rb") as f:
@@ -459,7 +454,7 @@ def _read_text(path: str) -> str:
 
 
 def _read_error_text(exc: Exception) -> str:
-    return _io_text(exc) if isinstance(exc, OSError) else str(exc)
+    return ExecError.from_os_error(exc).message if isinstance(exc, OSError) else str(exc)
 
 
 # --------------------------------------------------------------------------------------------
@@ -943,20 +938,6 @@ class _StepFailed(Exception):
         self.text = text
 
 
-_ERRNO_KINDS = {
-    errno.ENOENT: "NotFound",
-    errno.ENOTDIR: "NotADirectory",
-    errno.EACCES: "PermissionDenied",
-    errno.EPERM: "PermissionDenied",
-}
-
-
-def _spawn_error_text(exc: OSError) -> str:
-    code = exc.errno if exc.errno is not None else 0
-    kind = _ERRNO_KINDS.get(code, "Uncategorized")
-    return f'execution error: Io(Os {{ code: {code}, kind: {kind}, message: "{os.strerror(code)}" }})'
-
-
 def _side_name(path: str, purpose: str) -> str:
     directory, name = os.path.split(path)
     return os.path.join(directory, f".{name}.{purpose}-{secrets.token_hex(6)}")
@@ -1103,7 +1084,7 @@ def apply_plan(plan: PatchPlan) -> str:
         if not stat.S_ISDIR(os.stat(base).st_mode):
             raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), base)
     except OSError as exc:
-        raise PatchCwdError(_spawn_error_text(exc)) from None
+        raise PatchCwdError(ExecError.from_os_error(exc).model_text) from None
     if not plan.patch.hunks:
         raise PatchApplyError("No files were modified.\n")
     journal = _Journal()

@@ -15,6 +15,7 @@ from typing import Any, TypeAlias
 
 import trio
 
+from ..exec import ExecError
 from .context import FunctionCallError, ToolCall, ToolContext
 
 
@@ -341,7 +342,8 @@ async def view_image(call: ToolCall, ctx: ToolContext) -> str:
         else:
             await trio.Path(path).stat()
     except OSError as exc:
-        raise FunctionCallError(f"unable to locate image at `{path}`: {os_error_text(exc)}") from None
+        reason = ExecError.from_os_error(exc).message
+        raise FunctionCallError(f"unable to locate image at `{path}`: {reason}") from None
     if not is_file:
         raise FunctionCallError(f"image path `{path}` is not a file")
     await ctx.emit({"type": "view_image_tool_call", "call_id": call.call_id, "path": str(path)})
@@ -360,13 +362,6 @@ def _image_content(path: Path, data: bytes) -> dict[str, Any]:
         return {"type": "input_text", "text": text}
     url = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
     return {"type": "input_image", "image_url": url}
-
-
-def os_error_text(exc: OSError) -> str:
-    """An OS error as the reference words it (Rust's io::Error display)."""
-    if exc.errno is None:
-        return str(exc)
-    return f"{exc.strerror} (os error {exc.errno})"
 
 
 async def dynamic_tool(call: ToolCall, ctx: ToolContext) -> str:

@@ -50,7 +50,7 @@ async def run_call(call: ToolCall, ctx: ToolContext) -> list[JsonObject]:
         output = await handler(call, ctx)
     except FunctionCallError as exc:
         return [call.output_item(exc.message)]
-    except (TurnAborted, trio.Cancelled):
+    except TurnAborted:
         raise
     except Exception as exc:  # a bug in a tool must not take the turn down with it
         log.exception("tool %s failed", call.name)
