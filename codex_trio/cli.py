@@ -21,7 +21,7 @@ from .transport.stdio import open_stdio_transport
 
 # Only what parsing the command line needs of the websocket listener is imported up front; the rest
 # when --listen asks for it (a stdio server, the common case, answers initialize sooner without it).
-from .ws_server import add_websocket_arguments, websocket_flags_used
+from .ws_args import add_websocket_arguments, websocket_flags_used
 
 if TYPE_CHECKING:
     from .ws_server import WebSocketOptions

@@ -18,12 +18,10 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
-AuthMode = Literal["capability-token", "signed-bearer-token"]
-AUTH_MODES: tuple[AuthMode, ...] = ("capability-token", "signed-bearer-token")
+from .ws_args import DEFAULT_MAX_CLOCK_SKEW_SECONDS, AuthMode
 
-DEFAULT_MAX_CLOCK_SKEW_SECONDS = 30
 # RFC 7518 §3.2: an HS256 key must be at least as long as the hash output.
 MIN_SHARED_SECRET_BYTES = 32
 

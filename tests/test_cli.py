@@ -11,6 +11,7 @@ import argparse
 import json
 import shutil
 import signal
+import subprocess
 import sys
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -121,6 +122,24 @@ async def test_both_entry_points_serve_the_same_session(entry: str) -> None:
         assert reply["error"]["code"] == -32600
         assert reply["error"]["message"].startswith("Invalid request: unknown variant `no/such/method`")
     # (open_server also checked: status 0 on end of input, no traceback.)
+
+
+# Heavy modules a stdio server must not import before it answers initialize: the websocket stack is
+# for --listen ws:// only, the HTTP client and auth for the first model or account request, the thread
+# core and exec for the first thread. Each costs start-up time (the target is 150 ms).
+NOT_AT_START_UP = (
+    "httpx", "h11", "trio_websocket", "wsproto", "jwt",
+    "codex_trio.ws_server", "codex_trio.ws_auth",
+    "codex_trio.core.auth", "codex_trio.core.login", "codex_trio.core.model_client",
+    "codex_trio.core.thread", "codex_trio.core.exec", "codex_trio.core.sandbox", "codex_trio.core.tools",
+)
+
+
+def test_starting_the_cli_leaves_the_heavy_modules_unloaded() -> None:
+    probe = f"import sys, codex_trio.cli\nprint(' '.join(m for m in {NOT_AT_START_UP!r} if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == []
+    assert result.stderr == ""
 
 
 # ---- logs ----------------------------------------------------------------------------------

@@ -23,14 +23,13 @@ import trustme
 
 from codex_trio.app import AppServer, ServerOptions
 from codex_trio.rpc.session import Limits
+from codex_trio.ws_args import add_websocket_arguments, websocket_flags_used
 from codex_trio.ws_auth import CapabilityTokenAuth, SignedBearerTokenAuth
 from codex_trio.ws_server import (
     BoundAddress,
     WebSocketConfigError,
     WebSocketOptions,
-    add_websocket_arguments,
     serve_websocket,
-    websocket_flags_used,
     websocket_options_from_args,
 )
 
