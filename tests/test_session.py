@@ -362,3 +362,45 @@ async def test_on_a_shared_transport_a_reply_waits_for_room_at_most_slow_reader_
             await conn.closed.wait()
         assert 3 <= trio.current_time() - started <= 3 + conn.limits.close_grace + 0.1
         nursery.cancel_scope.cancel()
+
+
+class RecordingTransport:
+    """Records the batches the writer hands over; the client never sends anything."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[bytes]] = []
+
+    async def receive_message(self) -> bytes | None:
+        await trio.sleep_forever()
+        return None
+
+    async def send_messages(self, messages: Any) -> None:
+        self.batches.append(list(messages))
+        await trio.sleep(1)  # a slow pipe: the queue fills behind this write
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_the_writer_caps_a_batch_by_bytes_as_well_as_by_count(autojump_clock: Any) -> None:
+    transport = RecordingTransport()
+    limits = Limits(outbound_queue=64, write_batch=16, write_batch_bytes=250_000)
+    conn = Connection(transport, FakeDispatcher(), limits=limits)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(conn.serve)
+        await conn.notify("first", {})
+        for i in range(6):
+            await conn.notify("big", {"i": i, "text": "a" * 100_000})
+        for i in range(40):
+            await conn.notify("small", {"i": i})
+        await trio.sleep(30)
+        nursery.cancel_scope.cancel()
+    sent = [json.loads(m) for batch in transport.batches for m in batch]
+    assert [m["method"] for m in sent] == ["first"] + ["big"] * 6 + ["small"] * 40
+    for batch in transport.batches:
+        # A write stops taking messages once it holds 250,000 bytes, or 16 messages.
+        assert len(batch) <= 16
+        assert sum(len(m) for m in batch[:-1]) < 250_000
+    # So the six large ones went out in two writes of three, however the first was taken.
+    bigs = [sum(json.loads(m)["method"] == "big" for m in batch) for batch in transport.batches]
+    assert [n for n in bigs if n] == [3, 3]

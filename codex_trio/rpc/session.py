@@ -92,8 +92,11 @@ class Limits:
     # Shared transports only: how far notifications may overfill the queue; one more disconnects the
     # client at once. Bounds the memory a client that stopped reading can hold.
     outbound_queue_max: int = 8192
-    # How many queued messages the writer joins into one write.
+    # How many queued messages the writer joins into one write, and how many bytes: past that a write
+    # goes out at once, so that a burst of large messages (command output) reaches the client while
+    # the next is encoded rather than after one copy of the whole burst.
     write_batch: int = 256
+    write_batch_bytes: int = 256 * 1024
     # After the client closes its side: how long requests already read may run to get their answer out.
     close_grace: float = 0.5
     # None (stdio, one client): whoever emits waits for room in the queue, however long.
@@ -339,11 +342,14 @@ class Connection:
         try:
             async for first in self._receive_out:
                 batch.append(first)
-                while len(batch) < self.limits.write_batch:
+                size = len(first)
+                while len(batch) < self.limits.write_batch and size < self.limits.write_batch_bytes:
                     try:
-                        batch.append(self._receive_out.receive_nowait())
+                        message = self._receive_out.receive_nowait()
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
+                    batch.append(message)
+                    size += len(message)
                 self._backlog -= len(batch)
                 full = self._backlog >= self.limits.outbound_queue
                 if not full:

@@ -67,4 +67,5 @@ class LineReader:
 
 
 def frame_lines(messages: Sequence[bytes]) -> bytes:
-    return b"\n".join(messages) + b"\n"
+    # One copy of the bytes: join then append would copy the whole batch twice.
+    return b"\n".join([*messages, b""])
