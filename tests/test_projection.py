@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from schema_check import ProtocolValidator, event_msg_types
 
+from codex_trio.core import events as ev
 from codex_trio.processors.projection import (
     LEGACY_ONLY_EVENT_TYPES,
     PROJECTED_EVENT_TYPES,
@@ -398,6 +399,19 @@ def test_invalid_utf8_output_is_replaced() -> None:
     chunk = base64.b64encode(b"ok \xff\n").decode()
     msg = {"type": "exec_command_output_delta", "call_id": "c", "stream": "stdout", "chunk": chunk}
     assert _v2(_state(), msg)[0][1]["delta"] == "ok \ufffd\n"
+
+
+def test_output_chunks_made_here_keep_their_bytes_and_read_as_base64_everywhere_else() -> None:
+    data = "é\n".encode() + b"\xff" + bytes(range(256))
+    msg = ev.exec_command_output_delta("c", "stdout", data)
+    # On the wire (the legacy notification) and in any JSON it is the base64 text...
+    assert json.loads(json.dumps(msg))["chunk"] == base64.b64encode(data).decode("ascii")
+    assert msg["chunk"] == base64.b64encode(data).decode("ascii")
+    # ...and its v2 delta is the same as for a chunk decoded from that text.
+    plain = {**msg, "chunk": str(msg["chunk"])}
+    assert type(plain["chunk"]) is str
+    assert _v2(_state(), msg) == _v2(_state(), plain)
+    assert _v2(_state(), msg)[0][1]["delta"] == data.decode("utf-8", errors="replace")
 
 
 def test_exec_command_end_failed_with_process_id() -> None:

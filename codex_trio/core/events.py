@@ -6,6 +6,7 @@ its v2 projection, and the rollout keeps the ones the reference persists.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 EventMsg = dict[str, Any]
@@ -149,3 +150,34 @@ def thread_name_updated(thread_id: str, name: str | None) -> EventMsg:
 
 def mcp_startup_complete() -> EventMsg:
     return {"type": "mcp_startup_complete", "ready": [], "failed": [], "cancelled": []}
+
+
+class Base64Chunk(str):
+    """The base64 text of some bytes, which also keeps the bytes (``raw``).
+
+    Command output travels base64-encoded in ``exec_command_output_delta`` (as legacy clients get it)
+    while its v2 projection needs the bytes back: kept here, a stream of tens of MiB is not decoded
+    again chunk by chunk. Everywhere else it is an ordinary string.
+    """
+
+    raw: bytes
+
+    @classmethod
+    def of(cls, data: bytes) -> Base64Chunk:
+        chunk = cls(base64.b64encode(data).decode("ascii"))
+        chunk.raw = data
+        return chunk
+
+
+def chunk_bytes(chunk: str) -> bytes:
+    """The bytes of an ``exec_command_output_delta`` chunk (decoded only if it came from elsewhere)."""
+    return chunk.raw if isinstance(chunk, Base64Chunk) else base64.b64decode(chunk)
+
+
+def exec_command_output_delta(call_id: str, stream: str, data: bytes) -> EventMsg:
+    return {
+        "type": "exec_command_output_delta",
+        "call_id": call_id,
+        "stream": stream,
+        "chunk": Base64Chunk.of(data),
+    }

@@ -28,11 +28,11 @@ interleaves handler output with a projection (seen in its captures):
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypedDict
 
+from ..core import events as ev
 from ..core.parse_command import shlex_join
 from ..protocol.accounts import RateLimitSnapshot, RateLimitWindow, used_percent_to_v2
 from ..protocol.v2 import Turn, TurnError
@@ -670,7 +670,7 @@ def _on_exec_command_begin(
 def _decode_chunk(chunk: str) -> str:
     # The legacy event carries the raw bytes base64-encoded; v2 sends them as UTF-8 text, with
     # invalid sequences replaced (String::from_utf8_lossy).
-    return base64.b64decode(chunk).decode("utf-8", errors="replace")
+    return ev.chunk_bytes(chunk).decode("utf-8", errors="replace")
 
 
 def _on_exec_command_output_delta(

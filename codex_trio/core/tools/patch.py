@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -123,14 +122,7 @@ async def run_patch_text(call: ToolCall, ctx: ToolContext, text: str, cwd: Path,
             # The reference could not even start: the model gets the error itself.
             return exc.message
         return _output(exc.message, 1, time.monotonic() - started, freeform)
-    await ctx.emit(
-        {
-            "type": "exec_command_output_delta",
-            "call_id": call.call_id,
-            "stream": "stdout",
-            "chunk": base64.b64encode(summary.encode()).decode("ascii"),
-        }
-    )
+    await ctx.emit(ev.exec_command_output_delta(call.call_id, "stdout", summary.encode()))
     end = {"stdout": summary, "stderr": "", "success": True, "changes": changes}
     await ctx.emit({"type": "patch_apply_end", **base, **end})
     await _report_diff(ctx)

@@ -3,7 +3,6 @@ what the client and the model hear about it."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,14 +120,7 @@ class _Command:
         await self.ctx.emit(self._base("exec_command_begin"))
 
     async def output(self, stream: str, chunk: bytes) -> None:
-        await self.ctx.emit(
-            {
-                "type": "exec_command_output_delta",
-                "call_id": self.call_id,
-                "stream": stream,
-                "chunk": base64.b64encode(chunk).decode("ascii"),
-            }
-        )
+        await self.ctx.emit(ev.exec_command_output_delta(self.call_id, stream, chunk))
 
     async def end(
         self, *, stdout: str, stderr: str, aggregated: str, exit_code: int, duration: float, formatted: str
