@@ -53,7 +53,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -686,8 +686,9 @@ def fmt(value: float | None, digits: int) -> str:
 
 
 def report(
-    labels: list[str], samples: dict[str, list[list[float]]], chosen: Sequence[str]
+    labels: list[str], samples: dict[str, list[list[float]]], metrics: Sequence[Metric]
 ) -> list[dict[str, Any]]:
+    """Print the table of medians (and, with two or more servers, ratios and targets); return its rows."""
     rows: list[dict[str, Any]] = []
     compare = len(labels) >= 2
     head = f"{'metric':<40}{'unit':>9}" + "".join(f"{lab[:14]:>15}" for lab in labels)
@@ -696,8 +697,8 @@ def report(
     print()
     print(head)
     print("-" * len(head))
-    for metric in METRICS:
-        if metric.scenario not in chosen or metric.key not in samples:
+    for metric in metrics:
+        if metric.key not in samples:
             continue
         per_server = samples[metric.key]
         medians = [statistics.median(s) if s else None for s in per_server]
@@ -723,50 +724,82 @@ def report(
     return rows
 
 
-async def bench(args: argparse.Namespace) -> None:
-    commands = [parse_command(c) for c in args.server or ["python -m codex_trio app-server"]]
+def server_labels(commands: list[list[str]]) -> list[str]:
     labels = [short_label(c) for c in commands]
     if len(set(labels)) != len(labels):
         labels = [f"{i + 1}:{lab}" for i, lab in enumerate(labels)]
+    for label, command in zip(labels, commands, strict=True):
+        print(f"{label}: {shlex.join(command)}")
+    return labels
+
+
+async def warm_up(commands: list[list[str]], labels: list[str], env: Env) -> None:
+    """One unmeasured start per server: fills the OS page cache and the bytecode cache."""
+    for label, command in zip(labels, commands, strict=True):
+        async with launch(command, label, env) as (server, _):
+            await server.initialize()
+
+
+async def interleaved(
+    labels: list[str],
+    runs: int,
+    run_one: Callable[[int], Awaitable[dict[str, float]]],
+    samples: dict[str, list[list[float]]],
+) -> None:
+    """``runs`` runs per server, alternating the order (A B, then B A, ...) so that all see the same load.
+
+    ``run_one(i)`` measures server ``i``; its values are appended to ``samples[key][i]``.
+    """
+    for run in range(runs):
+        order = list(range(len(labels)))
+        if run % 2:
+            order.reverse()
+        for which in order:
+            result = await run_one(which)
+            for key, value in result.items():
+                samples.setdefault(key, [[] for _ in labels])[which].append(value)
+            shown = ", ".join(f"{k} {v:,.3f}" for k, v in result.items())
+            print(f"  run {run + 1}/{runs} {labels[which]}: {shown}", flush=True)
+
+
+async def write_json(
+    path: str, labels: list[str], commands: list[list[str]], rows: list[dict[str, Any]], **extra: Any
+) -> None:
+    servers = [{"label": lab, "command": shlex.join(c)} for lab, c in zip(labels, commands, strict=True)]
+    payload = {
+        "servers": servers,
+        **extra,
+        "metrics": rows,
+    }
+    await trio.Path(path).write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+
+
+async def bench(args: argparse.Namespace) -> None:
+    commands = [parse_command(c) for c in args.server or ["python -m codex_trio app-server"]]
+    labels = server_labels(commands)
     chosen = [s for s in SCENARIOS if not args.only or s in args.only]
     workdir = Path(tempfile.mkdtemp(prefix="bench-core-", dir=args.workdir))
     samples: dict[str, list[list[float]]] = {}
     try:
-        for label, command in zip(labels, commands, strict=True):
-            print(f"{label}: {shlex.join(command)}")
         if "list" in chosen:
             args.list_home_path = prepare_list_home(args, workdir)
         async with open_mock_responses(default=respond) as mock:
             env = Env(mock.base_url, workdir, Path(args.pycache or workdir / "pycache"))
-            for label, command in zip(labels, commands, strict=True):
-                # Unmeasured: fills the OS page cache and the bytecode cache.
-                async with launch(command, label, env) as (server, _):
-                    await server.initialize()
+            await warm_up(commands, labels, env)
             for scenario in chosen:
                 runs = args.runs or DEFAULT_RUNS[scenario]
                 print(f"{scenario}: {runs} run(s) per server, interleaved", flush=True)
-                for run in range(runs):
-                    order = list(range(len(commands)))
-                    if run % 2:
-                        order.reverse()
-                    for which in order:
-                        mock.requests.clear()
-                        result = await RUNNERS[scenario](commands[which], labels[which], env, args)
-                        for key, value in result.items():
-                            samples.setdefault(key, [[] for _ in commands])[which].append(value)
-                        shown = ", ".join(f"{k} {v:,.3f}" for k, v in result.items())
-                        print(f"  run {run + 1}/{runs} {labels[which]}: {shown}", flush=True)
+
+                async def run_one(which: int, scenario: str = scenario) -> dict[str, float]:
+                    mock.requests.clear()
+                    return await RUNNERS[scenario](commands[which], labels[which], env, args)
+
+                await interleaved(labels, runs, run_one, samples)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    rows = report(labels, samples, chosen)
+    rows = report(labels, samples, [m for m in METRICS if m.scenario in chosen])
     if args.json:
-        payload = {
-            "servers": [
-                {"label": lab, "command": shlex.join(c)} for lab, c in zip(labels, commands, strict=True)
-            ],
-            "metrics": rows,
-        }
-        await trio.Path(args.json).write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+        await write_json(args.json, labels, commands, rows)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,17 +13,15 @@ short text. Timed from the ``turn/start`` write to ``turn/completed``. The clien
 output deltas and their bytes, the legacy ``exec_command_output_delta`` chunks, and the size of the
 ``aggregatedOutput`` in the ``commandExecution`` item's ``item/completed``. Runs alternate between
 servers (A B, then B A, ...); the table gives medians and, with two servers, the ratio first/last.
-Server launching, the JSON-RPC client and the hermetic environment are bench_core's.
+Server launching, the JSON-RPC client, the hermetic environment, the interleaved runs and the table are
+bench_core's.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import json
-import shlex
 import shutil
-import statistics
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -35,7 +33,19 @@ import trio
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_core import BenchError, Env, Server, fmt, launch, parse_command, short_label
+from bench_core import (
+    BenchError,
+    Env,
+    Metric,
+    Server,
+    interleaved,
+    launch,
+    parse_command,
+    report,
+    server_labels,
+    warm_up,
+    write_json,
+)
 
 from codex_trio.testing.mock_responses import (
     RecordedRequest,
@@ -121,81 +131,38 @@ async def run_once(command: list[str], label: str, env: Env, size: int) -> dict[
 
 
 METRICS = [
-    ("seconds", "turn/start -> turn/completed", "s", 3),
-    ("mib_per_s", "v2 delta bytes per second", "MiB/s", 1),
-    ("deltas", "v2 outputDelta notifications", "", 0),
-    ("delta_mib", "v2 delta bytes received", "MiB", 2),
-    ("legacy_deltas", "legacy exec_command_output_delta", "", 0),
-    ("legacy_mib", "legacy chunk bytes received", "MiB", 2),
-    ("aggregated_kib", "item/completed aggregatedOutput", "KiB", 0),
+    Metric("seconds", "turn/start -> turn/completed", "s", "exec", None, 3),
+    Metric("mib_per_s", "v2 delta bytes per second", "MiB/s", "exec", None, 1),
+    Metric("deltas", "v2 outputDelta notifications", "", "exec", None, 0),
+    Metric("delta_mib", "v2 delta bytes received", "MiB", "exec", None, 2),
+    Metric("legacy_deltas", "legacy exec_command_output_delta", "", "exec", None, 0),
+    Metric("legacy_mib", "legacy chunk bytes received", "MiB", "exec", None, 2),
+    Metric("aggregated_kib", "item/completed aggregatedOutput", "KiB", "exec", None, 0),
 ]
-
-
-def report(labels: list[str], samples: dict[str, list[list[float]]]) -> list[dict[str, Any]]:
-    compare = len(labels) >= 2
-    head = f"{'metric':<36}{'unit':>7}" + "".join(f"{lab[:14]:>15}" for lab in labels)
-    if compare:
-        head += f"{'ratio':>9}"
-    print()
-    print(head)
-    print("-" * len(head))
-    rows = []
-    for key, label, unit, digits in METRICS:
-        medians = [statistics.median(s) if s else None for s in samples.get(key, [])]
-        line = f"{label:<36}{unit:>7}" + "".join(f"{fmt(m, digits):>15}" for m in medians)
-        row: dict[str, Any] = {"key": key, "label": label, "unit": unit, "samples": samples.get(key)}
-        row["medians"] = medians
-        if compare:
-            first, last = medians[0], medians[-1]
-            ratio = first / last if first is not None and last else None
-            line += f"{fmt(ratio, 2):>9}"
-            row["ratio"] = ratio
-        print(line)
-        rows.append(row)
-    return rows
 
 
 async def bench(args: argparse.Namespace) -> None:
     commands = [parse_command(c) for c in args.server or ["python -m codex_trio app-server"]]
-    labels = [short_label(c) for c in commands]
-    if len(set(labels)) != len(labels):
-        labels = [f"{i + 1}:{lab}" for i, lab in enumerate(labels)]
+    labels = server_labels(commands)
     size = int(args.mib * 2**20)
     workdir = Path(tempfile.mkdtemp(prefix="bench-exec-", dir=args.workdir))
     samples: dict[str, list[list[float]]] = {}
     try:
-        for label, command in zip(labels, commands, strict=True):
-            print(f"{label}: {shlex.join(command)}")
         async with open_mock_responses(default=responder(size)) as mock:
             env = Env(mock.base_url, workdir, workdir / "pycache")
-            for label, command in zip(labels, commands, strict=True):
-                # Unmeasured: fills the OS page cache and the bytecode cache.
-                async with launch(command, label, env) as (server, _):
-                    await server.initialize()
+            await warm_up(commands, labels, env)
             print(f"{args.mib:g} MiB through shell: {args.runs} run(s) per server, interleaved", flush=True)
-            for run in range(args.runs):
-                order = list(range(len(commands)))
-                if run % 2:
-                    order.reverse()
-                for which in order:
-                    mock.requests.clear()
-                    result = await run_once(commands[which], labels[which], env, size)
-                    for key, value in result.items():
-                        samples.setdefault(key, [[] for _ in commands])[which].append(value)
-                    shown = ", ".join(f"{k} {v:,.3f}" for k, v in result.items())
-                    print(f"  run {run + 1}/{args.runs} {labels[which]}: {shown}", flush=True)
+
+            async def run_one(which: int) -> dict[str, float]:
+                mock.requests.clear()
+                return await run_once(commands[which], labels[which], env, size)
+
+            await interleaved(labels, args.runs, run_one, samples)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    rows = report(labels, samples)
+    rows = report(labels, samples, METRICS)
     if args.json:
-        payload = {
-            "servers": [
-                {"label": lab, "command": shlex.join(c)} for lab, c in zip(labels, commands, strict=True)
-            ],
-            "mib": args.mib,
-            "metrics": rows,
-        }
-        await trio.Path(args.json).write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+        await write_json(args.json, labels, commands, rows, mib=args.mib)
 
 
 def main(argv: list[str] | None = None) -> int:
