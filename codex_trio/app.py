@@ -13,7 +13,7 @@ from typing import Any
 
 import trio
 
-from .core.config import ConfigError, find_codex_home, load_config, parse_cli_overrides
+from .core.config import Config, ConfigError, find_codex_home, load_config, parse_cli_overrides
 from .processors.accounts import AccountsProcessor
 from .processors.command import CommandProcessor
 from .processors.initialize import InitializeProcessor
@@ -41,17 +41,7 @@ class AppServer:
         self.options = options
         self.env = options.env
         self.codex_home = find_codex_home(options.env)
-        config, error = None, None
-        try:
-            config = load_config(
-                self.codex_home,
-                cli_overrides=parse_cli_overrides(options.cli_overrides),
-                env=options.env,
-            )
-        except ConfigError as exc:
-            # Like the reference: the server still starts, and thread/start reports the problem.
-            log.error("invalid configuration: %s", exc)
-            error = exc
+        config, error = self._load_config()
         self.config = config
         self.threads = ThreadManager(
             env=options.env, codex_home=self.codex_home, base_config=config, config_error=error
@@ -69,6 +59,28 @@ class AppServer:
         self.router = Router(methods)
         # Live client sessions: broadcasts (account/updated, thread events) go to these.
         self.sessions: set[ClientSession] = set()
+
+    def _load_config(self) -> tuple[Config | None, ConfigError | None]:
+        try:
+            config = load_config(
+                self.codex_home,
+                cli_overrides=parse_cli_overrides(self.options.cli_overrides),
+                env=self.options.env,
+            )
+        except ConfigError as exc:
+            # Like the reference: the server still starts, and thread/start reports the problem.
+            log.error("invalid configuration: %s", exc)
+            return None, exc
+        return config, None
+
+    def reload_config(self) -> ConfigError | None:
+        """Read the configuration files again (after the client changed them): threads started from now
+        on use it; running threads keep theirs. Returns the error if the files are now invalid."""
+        config, error = self._load_config()
+        self.config = config
+        self.threads.base_config = config
+        self.threads.config_error = error
+        return error
 
     async def run(self, *, task_status: trio.TaskStatus[AppServer] = trio.TASK_STATUS_IGNORED) -> None:
         """Hold what outlives connections (the HTTP client; turns when they outlive connections)."""
