@@ -763,6 +763,40 @@ async def test_dynamic_tools_are_called_through_the_client(tmp_path: Path) -> No
     assert output_of(mock, 5, "call_invalid") == "dynamic tool response was invalid"
 
 
+def interrupt_instead(thread_id: str) -> Answer:
+    """Leaves the client's request unanswered and interrupts the turn."""
+
+    async def respond(server: Agent, request: Message) -> None:
+        await server.request("turn/interrupt", {"threadId": thread_id, "turnId": request["params"]["turnId"]})
+
+    return respond
+
+
+async def test_interrupting_an_unanswered_question_or_tool_call_tells_the_model_so(tmp_path: Path) -> None:
+    async with (
+        mr.open_mock_responses(
+            mr.function_call("request_user_input", QUESTIONS, call_id="call_rui"),
+            mr.text("Asked."),
+            mr.function_call("lookup", {"q": "x"}, call_id="call_lookup"),
+            mr.text("Looked."),
+        ) as mock,
+        agent(mock, tmp_path / "home", tmp_path / "work") as server,
+    ):
+        thread_id = (await server.start_thread(dynamicTools=[LOOKUP]))["thread"]["id"]
+        asked = await run_turn(
+            server, thread_id, "ask me", interrupt_instead(thread_id), collaborationMode=PLAN_MODE
+        )
+        await run_turn(server, thread_id, "next")
+        looked = await run_turn(server, thread_id, "look", interrupt_instead(thread_id))
+        await run_turn(server, thread_id, "next")
+
+    for turn in (asked, looked):
+        assert completed_turn(turn)["status"] == "interrupted"
+    # The reference's words: the question went unanswered; any other tool reports how long it ran.
+    assert output_of(mock, 1, "call_rui") == "request_user_input was cancelled before receiving a response"
+    assert re.fullmatch(r"aborted by user after \d+\.\ds", output_of(mock, 3, "call_lookup"))
+
+
 # --------------------------------------------------------------------------------------------
 # MCP resources (no servers configured)
 

@@ -303,7 +303,11 @@ async def request_user_input(call: ToolCall, ctx: ToolContext) -> str:
         "questions": shaped,
     }
     await ctx.emit(request)
+    # Interrupted while the question is open: the model hears that the question went unanswered, in
+    # the reference's words, rather than the generic "aborted by user".
+    ctx.aborted_output = "request_user_input was cancelled before receiving a response"
     answer = await ctx.client.request_user_input(ctx.turn_id, request)
+    ctx.aborted_output = None
     ctx.next_id()
     # A failed or unreadable answer is an empty one, as the reference treats it.
     if not isinstance(answer, Mapping) or not _valid_answers(answer.get("answers")):

@@ -60,10 +60,16 @@ async def run_call(call: ToolCall, ctx: ToolContext) -> list[JsonObject]:
     return [*ctx.before_output, call.output_item(output), *ctx.extra_items]
 
 
+# Commands report an interruption in the shape of their usual output; every other tool in one line.
+_SHELL_FAMILY = frozenset({"shell", "shell_command", "local_shell", "container.exec", "exec_command"})
+
+
 def aborted_output(call: ToolCall, started: float) -> JsonObject:
-    """What the model hears of a call the user interrupted."""
-    wall = max(trio.current_time() - started, 0.0)
-    return call.output_item(f"Wall time: {wall:.1f} seconds\naborted by user")
+    """What the model hears of a call the user interrupted (at least 0.1 s, like the reference)."""
+    wall = max(trio.current_time() - started, 0.1)
+    if call.name in _SHELL_FAMILY:
+        return call.output_item(f"Wall time: {wall:.1f} seconds\naborted by user")
+    return call.output_item(f"aborted by user after {wall:.1f}s")
 
 
 async def run_calls(
