@@ -16,6 +16,7 @@ import trio
 from .core.config import Config, ConfigError, find_codex_home, load_config, parse_cli_overrides
 from .processors.accounts import AccountsProcessor
 from .processors.command import CommandProcessor
+from .processors.config import ConfigProcessor
 from .processors.initialize import InitializeProcessor
 from .processors.threads import ThreadsProcessor
 from .processors.turns import TurnsProcessor
@@ -52,6 +53,7 @@ class AppServer:
             TurnsProcessor(self),
             AccountsProcessor(self),
             CommandProcessor(self),
+            ConfigProcessor(self),
         ]
         methods: list[Method] = []
         for processor in self.processors:

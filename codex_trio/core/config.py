@@ -1512,3 +1512,233 @@ def _build(inputs: _LoadInputs, base_layers: tuple[ConfigLayer, ...] | None) -> 
         layers=tuple(layers),
         _inputs=inputs,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The config API (config/read, config/value/write, configRequirements/read)
+
+SYSTEM_REQUIREMENTS_TOML = Path("/etc/codex/requirements.toml")
+
+# A value the reference checks as a TOML value (not as file text) words an enum of the wrong type
+# differently, and cannot resolve a relative path: there is no file to resolve it against.
+_VALUE_ENUM_TYPE_MESSAGE = "invalid type: unit variant, expected string only"
+_RELATIVE_PATH_MESSAGE = "AbsolutePathBuf deserialized without a base path"
+
+
+def toml_to_json(value: Any) -> Any:
+    """A parsed TOML value as JSON (dates and times as their TOML text)."""
+    if isinstance(value, dict):
+        return {key: toml_to_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [toml_to_json(item) for item in value]
+    # Dates and times are the only values JSON has no form for.
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def effective_table(layers: Iterable[ConfigLayer]) -> dict[str, Any]:
+    """The merged table of the enabled layers, lowest precedence first."""
+    return _merged(layers)
+
+
+def parse_config_text(text: str, file: Path, env: Mapping[str, str]) -> dict[str, Any]:
+    """A config.toml text parsed as its layer would hold it (relative paths resolved)."""
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise _syntax_error(file, text, err) from err
+    _resolve_paths(table, file.parent, _home_dir(env))
+    return table
+
+
+def _first_relative_path(table: Mapping[str, Any]) -> KeyPath | None:
+    found: list[KeyPath] = []
+
+    def walk(node: Any, pattern: tuple[str, ...], path: KeyPath) -> None:
+        if not pattern:
+            if isinstance(node, str) and not Path(node).is_absolute():
+                found.append(path)
+            return
+        head, rest = pattern[0], pattern[1:]
+        if head == "[]":
+            if isinstance(node, list):
+                for index, item in enumerate(node):
+                    walk(item, rest, (*path, index))
+            return
+        if not isinstance(node, dict):
+            return
+        for key in sorted(node) if head == "*" else [head] if head in node else []:
+            walk(node[key], rest, (*path, key))
+
+    for pattern in _PATH_KEYS:
+        walk(table, pattern, ())
+    return min(found, key=_path_sort_key) if found else None
+
+
+def _path_sort_key(path: KeyPath) -> tuple[tuple[int, int, str], ...]:
+    return tuple((1, 0, part) if isinstance(part, str) else (0, part, "") for part in path)
+
+
+def _value_error_key(path: KeyPath) -> str:
+    # The feature maps are flattened into their struct: serde reports the struct, not the entry.
+    if path[:1] == ("features",):
+        path = path[:1]
+    elif len(path) > 2 and path[0] == "profiles" and path[2] == "features":
+        path = path[:3]
+    return _dotted(path)
+
+
+def validate_config_value(table: Mapping[str, Any]) -> None:
+    """Check a whole config table the way the reference checks a TOML value (config/read's merged
+    table, config/value/write's result): ConfigError with the keyed message, no file position."""
+    type_error: _ValueError | None = None
+    try:
+        _CONFIG(table, ())
+    except _ValueError as err:
+        type_error = err
+    relative = _first_relative_path(table)
+    if relative is not None and (
+        type_error is None or _path_sort_key(relative) < _path_sort_key(type_error.path)
+    ):
+        raise ConfigError(_RELATIVE_PATH_MESSAGE, key=_dotted(relative))
+    if type_error is not None:
+        message = type_error.message
+        if message == "wanted string or table":
+            message = _VALUE_ENUM_TYPE_MESSAGE
+        raise ConfigError(message, key=_value_error_key(type_error.path))
+
+
+def toml_error_snippet(text: str, where: TextRange, message: str) -> str:
+    """An error about ``text`` in the toml crate's layout: position, the line with carets, message."""
+    lines = text.splitlines() or [""]
+    line_no = min(where.start.line, len(lines))
+    line = lines[line_no - 1]
+    column = where.start.column
+    if where.end.line == where.start.line:
+        width = max(1, where.end.column - column + 1)
+    else:
+        width = max(1, len(line) - column + 1)
+    gutter = " " * len(str(line_no))
+    return (
+        f"TOML parse error at line {line_no}, column {column}\n"
+        f"{gutter} |\n"
+        f"{line_no} | {line}\n"
+        f"{gutter} | {' ' * (column - 1)}{'^' * width}\n"
+        f"{message}\n"
+    )
+
+
+def toml_syntax_error_snippet(text: str, file: Path) -> str | None:
+    """None when ``text`` is valid TOML, else its syntax error laid out by toml_error_snippet()."""
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        located = _syntax_error(file, text, err)
+        if located.range is None:
+            return located.message
+        return toml_error_snippet(text, located.range, located.message)
+    return None
+
+
+_SANDBOX_REQUIREMENT_MODES = (*SANDBOX_MODES, "external-sandbox")
+_SANDBOX_REQUIREMENT_NAMES = {
+    "read-only": "ReadOnly",
+    "workspace-write": "WorkspaceWrite",
+    "danger-full-access": "DangerFullAccess",
+    "external-sandbox": "ExternalSandbox",
+}
+
+_MCP_IDENTITY = _struct("McpServerRequirement", {"identity": _any}, required=("identity",))
+_REQUIREMENTS = _struct(
+    "ConfigRequirementsToml",
+    {
+        "allowed_approval_policies": _seq(_APPROVAL),
+        "allowed_sandbox_modes": _seq(_enum(_SANDBOX_REQUIREMENT_MODES)),
+        "mcp_servers": _map(_MCP_IDENTITY),
+        "enforce_residency": _enum(("us",)),
+        "rules": _any,
+    },
+)
+_REQUIREMENT_KEYS = (
+    "allowed_approval_policies",
+    "allowed_sandbox_modes",
+    "mcp_servers",
+    "enforce_residency",
+    "rules",
+)
+
+
+def _enum_name(value: Any) -> str:
+    # serde accepts a one-entry table naming the variant.
+    return next(iter(value)) if isinstance(value, dict) else str(value)
+
+
+@dataclass(frozen=True)
+class ConfigRequirements:
+    """``/etc/codex/requirements.toml``: what an administrator allows, as configRequirements/read
+    reports it. Sandbox modes keep ``external-sandbox``, which the protocol does not list."""
+
+    allowed_approval_policies: tuple[str, ...] | None = None
+    allowed_sandbox_modes: tuple[str, ...] | None = None
+    enforce_residency: str | None = None
+    mcp_servers: Mapping[str, Any] | None = None
+    rules: Mapping[str, Any] | None = None
+
+    def is_empty(self) -> bool:
+        return all(getattr(self, key) is None for key in _REQUIREMENT_KEYS)
+
+
+def load_requirements(path: Path = SYSTEM_REQUIREMENTS_TOML) -> ConfigRequirements | None:
+    """The requirements in ``path``; None when it is missing or sets nothing the reference knows.
+
+    Raises ConfigError worded like the reference for malformed files and impossible requirements.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"Failed to read requirements file {path}: {err}") from err
+    prefix = f"Error parsing requirements file {path}: "
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(prefix + (toml_syntax_error_snippet(text, path) or str(err))) from err
+    try:
+        _REQUIREMENTS(table, ())
+    except _ValueError as err:
+        where = _TomlPositions(text).locate(err.path)
+        if where is None:
+            raise ConfigError(prefix + err.message) from None
+        raise ConfigError(prefix + toml_error_snippet(text, where, err.message)) from None
+
+    set_by = f"(set by {path})"
+    lists: dict[str, tuple[str, ...] | None] = {}
+    for key in ("allowed_approval_policies", "allowed_sandbox_modes"):
+        values = table.get(key)
+        if values is None:
+            lists[key] = None
+            continue
+        if not values:
+            raise ConfigError(f"field `{key}` cannot be empty")
+        lists[key] = tuple(_enum_name(v) for v in values)
+    sandbox_modes = lists["allowed_sandbox_modes"]
+    if sandbox_modes is not None and "read-only" not in sandbox_modes:
+        names = ", ".join(_SANDBOX_REQUIREMENT_NAMES[mode] for mode in sandbox_modes)
+        raise ConfigError(
+            f"invalid value for `allowed_sandbox_modes`: `[{names}]` is not in the allowed set "
+            f"must include 'read-only' to allow any SandboxPolicy {set_by}"
+        )
+    rules = table.get("rules")
+    if isinstance(rules, dict) and rules.get("prefix_rules") == []:
+        raise ConfigError(
+            f"invalid rules in requirements {set_by}: rules prefix_rules cannot be empty"
+        )
+    residency = table.get("enforce_residency")
+    requirements = ConfigRequirements(
+        allowed_approval_policies=lists["allowed_approval_policies"],
+        allowed_sandbox_modes=sandbox_modes,
+        enforce_residency=_enum_name(residency) if residency is not None else None,
+        mcp_servers=table.get("mcp_servers"),
+        rules=rules if isinstance(rules, dict) else None,
+    )
+    return None if requirements.is_empty() else requirements
