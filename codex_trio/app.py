@@ -17,6 +17,7 @@ from .core.config import Config, ConfigError, find_codex_home, load_config, pars
 from .processors.accounts import AccountsProcessor
 from .processors.command import CommandProcessor
 from .processors.config import ConfigProcessor
+from .processors.conversations import ConversationsProcessor
 from .processors.initialize import InitializeProcessor
 from .processors.threads import ThreadsProcessor
 from .processors.turns import TurnsProcessor
@@ -54,6 +55,7 @@ class AppServer:
             AccountsProcessor(self),
             CommandProcessor(self),
             ConfigProcessor(self),
+            ConversationsProcessor(self),
         ]
         methods: list[Method] = []
         for processor in self.processors:

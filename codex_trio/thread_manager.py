@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+from uuid import uuid4
 
 import trio
 
@@ -37,6 +38,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Notification = tuple[str, dict[str, Any]]
+
+# What the reference sends only to threads whose listener is v2: a conversation driven through the v1
+# API gets the legacy events alone for these.
+V2_LISTENER_ONLY_METHODS = frozenset(
+    {"turn/diff/updated", "turn/plan/updated", "thread/name/updated", "rawResponseItem/completed"}
+)
 
 # How long an interrupted turn may take to wind down before whoever waits on it (turn/interrupt's
 # answer, thread/archive) goes on anyway.
@@ -132,6 +139,18 @@ class LoadedThread:
     # The interrupt that is waiting to answer between turn_aborted and turn/completed.
     interrupt_ack: trio.Event | None = None
     abort_emitted: trio.Event | None = None
+    # Which API's listener the thread got first; like the reference, it decides whether approvals are
+    # asked with the v1 requests (execCommandApproval...) or the v2 ones. None: no listener yet.
+    listener_api: Literal["v1", "v2"] | None = "v2"
+    # Whether events reach the subscribers now. A v1 conversation's events (and so its approval
+    # requests) wait in ``backlog`` until addConversationListener, and again once every listener is
+    # removed: the reference only reads a conversation's events while a listener runs.
+    listening: bool = True
+    backlog: list[tuple[str, ev.EventMsg]] = field(default_factory=list)
+    listening_started: trio.Event = field(default_factory=trio.Event)
+    # addConversationListener subscriptions: id -> the connection that added it.
+    v1_listeners: dict[str, Connection] = field(default_factory=dict)
+    backlog_lock: trio.Lock = field(default_factory=trio.Lock)
 
     @property
     def id(self) -> str:
@@ -249,6 +268,7 @@ class ThreadManager:
         cli_version: str = REFERENCE_VERSION,
         unrecorded: list[dict[str, Any]] | None = None,
         dynamic_tools: Sequence[Mapping[str, Any]] = (),
+        await_listener: bool = False,
     ) -> LoadedThread:
         provider = config.model_provider
         from .core.model_client import ModelClient
@@ -300,6 +320,9 @@ class ThreadManager:
             preview=preview,
             projection=ProjectionState(thread_id),
         )
+        if await_listener:
+            loaded.listener_api = None
+            loaded.listening = False
         self.threads[thread_id] = loaded
         return loaded
 
@@ -320,7 +343,10 @@ class ThreadManager:
         *,
         ephemeral: bool,
         dynamic_tools: Sequence[Mapping[str, Any]] = (),
+        await_listener: bool = False,
     ) -> LoadedThread:
+        """A new thread. ``await_listener``: a v1 conversation, whose events wait for
+        addConversationListener (see ``LoadedThread.listening``)."""
         now = ro.utc_now()
         thread_id = ro.new_thread_id(now)
         base = config.base_instructions or BASE_INSTRUCTIONS
@@ -353,10 +379,17 @@ class ThreadManager:
             path=path,
             preview="",
             dynamic_tools=dynamic_tools,
+            await_listener=await_listener,
         )
 
     async def resume_thread(
-        self, path: Path, summary: ThreadSummary, config: Config, session: ClientSession
+        self,
+        path: Path,
+        summary: ThreadSummary,
+        config: Config,
+        session: ClientSession,
+        *,
+        await_listener: bool = False,
     ) -> tuple[LoadedThread, list[Any]]:
         rollout = await ro.aread_rollout(path)
         context = self.initial_context(config)
@@ -376,13 +409,20 @@ class ThreadManager:
             preview=summary.preview,
             cli_version=summary.cli_version,
             unrecorded=context,
+            await_listener=await_listener,
         )
         stored = summary.to_thread()
         loaded.source, loaded.git_info = stored["source"], stored["gitInfo"]
         return loaded, turns
 
     async def fork_thread(
-        self, path: Path, summary: ThreadSummary, config: Config, session: ClientSession
+        self,
+        path: Path,
+        summary: ThreadSummary,
+        config: Config,
+        session: ClientSession,
+        *,
+        await_listener: bool = False,
     ) -> tuple[LoadedThread, list[Any]]:
         parent = await ro.aread_rollout(path)
         now = ro.utc_now()
@@ -413,6 +453,7 @@ class ThreadManager:
             created_at=int(now.timestamp()),
             path=writer.path,
             preview=summary.preview,
+            await_listener=await_listener,
         )
         return loaded, ro.reconstruct_turns(parent)
 
@@ -427,8 +468,59 @@ class ThreadManager:
 
     def drop_connection(self, conn: Connection) -> None:
         for loaded in self.threads.values():
+            for subscription_id, owner in list(loaded.v1_listeners.items()):
+                if owner is conn:
+                    self._remove_listener(loaded, subscription_id)
             if conn in loaded.subscribers:
                 loaded.subscribers.remove(conn)
+
+    # ---- v1 listeners (addConversationListener) --------------------------------------------
+
+    def add_listener(self, loaded: LoadedThread, conn: Connection) -> str:
+        """Subscribes ``conn`` for addConversationListener; returns the subscription id. The caller
+        then runs :meth:`start_listening` (after answering, as the reference does)."""
+        if loaded.listener_api is None:
+            loaded.listener_api = "v1"
+        subscription_id = str(uuid4())
+        loaded.v1_listeners[subscription_id] = conn
+        self.subscribe(loaded, conn)
+        return subscription_id
+
+    async def start_listening(self, loaded: LoadedThread) -> None:
+        """Delivers what the thread emitted while nobody listened, then lets its events through."""
+        async with loaded.backlog_lock:
+            if loaded.listening:
+                return
+            # Events the core emits meanwhile join the backlog, so this drains them too, in order.
+            while loaded.backlog:
+                turn_id, msg = loaded.backlog.pop(0)
+                await self._deliver(loaded, turn_id, msg)
+            loaded.listening = True
+            loaded.listening_started.set()
+
+    async def wait_listening(self, loaded: LoadedThread) -> None:
+        """Returns once the thread's events reach a listener (at once but for a v1 conversation)."""
+        while not loaded.listening:
+            await loaded.listening_started.wait()
+
+    def remove_listener(self, subscription_id: str) -> bool:
+        """removeConversationListener; False when no thread has that subscription."""
+        for loaded in self.threads.values():
+            if subscription_id in loaded.v1_listeners:
+                self._remove_listener(loaded, subscription_id)
+                return True
+        return False
+
+    def _remove_listener(self, loaded: LoadedThread, subscription_id: str) -> None:
+        conn = loaded.v1_listeners.pop(subscription_id)
+        if loaded.listener_api != "v1":
+            # The thread's own (v2) listener keeps running for its subscribers.
+            return
+        if conn in loaded.subscribers and conn not in loaded.v1_listeners.values():
+            loaded.subscribers.remove(conn)
+        if not loaded.v1_listeners and loaded.listening:
+            loaded.listening = False
+            loaded.listening_started = trio.Event()
 
     # ---- fan-out ---------------------------------------------------------------------------
 
@@ -444,6 +536,12 @@ class ThreadManager:
     async def _fan_out(self, loaded: LoadedThread, turn_id: str, msg: ev.EventMsg) -> None:
         if msg["type"] == "user_message" and not loaded.preview:
             loaded.preview = ro.preview_from_first_message(msg["message"])
+        if not loaded.listening:
+            loaded.backlog.append((turn_id, msg))
+            return
+        await self._deliver(loaded, turn_id, msg)
+
+    async def _deliver(self, loaded: LoadedThread, turn_id: str, msg: ev.EventMsg) -> None:
         if msg["type"] == "turn_aborted" and loaded.interrupt_ack is not None:
             # The reference answers turn/interrupt between the legacy event and turn/completed.
             await self.broadcast(loaded, [legacy_notification(loaded.id, turn_id, msg)])
@@ -454,7 +552,10 @@ class ThreadManager:
             loaded.interrupt_ack = loaded.abort_emitted = None
             await self.broadcast(loaded, v2_notifications(loaded.projection, turn_id, msg))
             return
-        await self.broadcast(loaded, project(loaded.projection, turn_id, msg))
+        notes = project(loaded.projection, turn_id, msg)
+        if loaded.listener_api == "v1":
+            notes = [note for note in notes if note[0] not in V2_LISTENER_ONLY_METHODS]
+        await self.broadcast(loaded, notes)
 
     def start_turn_task(
         self, conn: Connection, fn: Callable[..., Awaitable[Any]], *args: Any

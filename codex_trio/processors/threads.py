@@ -37,11 +37,12 @@ def check_thread_id(thread_id: str) -> str:
     """Thread ids are UUIDs; the reference rejects anything else with uuid's own wording."""
     parsed = parse_uuid(thread_id)
     if parsed is None:
-        raise RpcError(f"invalid thread id: {_uuid_error(thread_id)}")
+        raise RpcError(f"invalid thread id: {uuid_error(thread_id)}")
     return parsed
 
 
-def _uuid_error(text: str) -> str:
+def uuid_error(text: str) -> str:
+    """Why ``text`` is not a UUID, in the words of the reference's uuid parser."""
     body = text[9:] if text.lower().startswith("urn:uuid:") else text
     for index, ch in enumerate(body, start=1):
         if not (ch in "-" or ch.isdigit() or ch.lower() in "abcdef"):
