@@ -142,8 +142,8 @@ _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d[-:]\d\d[-:]\d\d(\.\d+)?Z?")
 # Notifications whose position the reference leaves to chance (telemetry, see reference-notes.md).
 _RACY = frozenset({"account/rateLimits/updated", "thread/tokenUsage/updated", "codex/event/token_count"})
 # Legacy events the reference emits and codex-trio's core does not (yet), for v2 threads as much as
-# for v1 conversations: the feature-flag and model-change warnings, and the patch approval event.
-_CORE_GAPS = frozenset({"codex/event/warning", "codex/event/apply_patch_approval_request"})
+# for v1 conversations: the feature-flag and model-change warnings.
+_CORE_GAPS = frozenset({"codex/event/warning"})
 
 
 def _normalized(text: str, paths: Sequence[str]) -> str:

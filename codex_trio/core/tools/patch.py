@@ -76,13 +76,13 @@ async def run_patch_text(call: ToolCall, ctx: ToolContext, text: str, cwd: Path,
     )
 
     async def ask(reason: str | None) -> None:
-        request = {
-            "type": "apply_patch_approval_request",
-            **base,
-            "changes": changes,
-            "reason": reason,
-            "grant_root": assessment.grant_root,
-        }
+        request: ev.EventMsg = {"type": "apply_patch_approval_request", **base, "changes": changes}
+        # Like the reference's event, the optional fields are left out rather than null.
+        if reason is not None:
+            request["reason"] = reason
+        if assessment.grant_root is not None:
+            request["grant_root"] = assessment.grant_root
+        await ctx.emit(request)
         decision = await ctx.client.approve(ctx.turn_id, request)
         ctx.next_id()
         if decision == "approved_for_session":

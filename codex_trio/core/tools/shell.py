@@ -143,8 +143,10 @@ class _Command:
             "turn_id": self.ctx.turn_id,
             "command": self.argv,
             "cwd": self.cwd,
-            "reason": reason,
         }
+        # Like the reference's event, an absent reason is left out rather than null.
+        if reason is not None:
+            msg["reason"] = reason
         if amendment is not None:
             msg["proposed_execpolicy_amendment"] = list(amendment)
         msg["parsed_cmd"] = self.parsed
