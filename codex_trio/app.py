@@ -15,6 +15,7 @@ import trio
 
 from .core.config import Config, ConfigError, find_codex_home, load_config, parse_cli_overrides
 from .processors.accounts import AccountsProcessor
+from .processors.catalog import CatalogProcessor
 from .processors.command import CommandProcessor
 from .processors.config import ConfigProcessor
 from .processors.conversations import ConversationsProcessor
@@ -53,6 +54,7 @@ class AppServer:
             ThreadsProcessor(self),
             TurnsProcessor(self),
             AccountsProcessor(self),
+            CatalogProcessor(self),
             CommandProcessor(self),
             ConfigProcessor(self),
             ConversationsProcessor(self),
