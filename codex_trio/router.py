@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .protocol.methods import CLIENT_REQUEST_METHODS, METHODS_WITHOUT_PARAMS
-from .rpc.decode import DecodeError, decoder_for, unknown_variant
+from .rpc.decode import DecodeError, decoder_for, unexpected, unknown_variant
 from .rpc.errors import RpcError, invalid_params
 from .rpc.messages import JsonValue, Notification, Request, RequestId
 from .rpc.session import Connection, Deferred, Reply
@@ -73,7 +73,11 @@ class Router:
             raise invalid_params(str(unknown_variant(name, CLIENT_REQUEST_METHODS)))
         # Like the reference, the whole request is decoded before the initialization check.
         params = None
-        if request.params is None and name not in METHODS_WITHOUT_PARAMS:
+        if name in METHODS_WITHOUT_PARAMS:
+            # Their params are serde's unit: absent, null or {} only.
+            if request.params is not None and request.params != {}:
+                raise invalid_params(f"invalid type: {unexpected(request.params)}, expected unit")
+        elif request.params is None:
             raise invalid_params("missing field `params`")
         decoder = self._decoders.get(name)
         if decoder is not None:

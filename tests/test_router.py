@@ -74,6 +74,21 @@ async def test_params_errors_name_the_field(nursery: trio.Nursery) -> None:
     )
 
 
+
+async def test_methods_without_params_take_nothing_null_or_an_empty_object(nursery: trio.Nursery) -> None:
+    _, client = await start(nursery)
+    await client.call(0, "initialize", INIT)
+    # As the reference answers (checked on getUserAgent, userInfo, account/logout and the others).
+    for request_id, params in enumerate([None, {}], start=1):
+        assert "result" in await client.call(request_id, "getUserAgent", params)
+    for request_id, (params, kind) in enumerate(
+        [({"x": 1}, "map"), ([], "sequence"), (5, "integer `5`"), ("x", 'string "x"')], start=10
+    ):
+        assert await client.call(request_id, "getUserAgent", params) == {
+            "error": {"code": -32600, "message": f"Invalid request: invalid type: {kind}, expected unit"},
+            "id": request_id,
+        }
+
 async def test_pipelined_requests_see_initialize(nursery: trio.Nursery) -> None:
     _, client = await start(nursery)
     await client.request(1, "initialize", INIT)
