@@ -327,13 +327,16 @@ class ThreadManager:
         return loaded
 
     def initial_context(self, config: Config) -> list[dict[str, Any]]:
+        # Re-read on every start, resume and fork, as the reference does: the files may have changed.
+        from .core.instructions import user_instructions_for
+
         return initial_context(
             cwd=config.cwd,
             sandbox_mode=config.sandbox_mode,
             approval_policy=config.approval_policy,
             network_access=config.sandbox_workspace_write.network_access,
             developer_instructions=config.developer_instructions,
-            user_instructions=None,
+            user_instructions=user_instructions_for(config),
         )
 
     def start_thread(
