@@ -5,6 +5,8 @@ answers (tests/fixtures/catalog/) and from probing its decoder with one change a
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -13,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
+import yaml
 
 from codex_trio.core.config import DEFAULT_MODEL
 from codex_trio.core.models import (
@@ -34,11 +37,14 @@ from codex_trio.core.models import (
 from codex_trio.core.skills import (
     SkillParseError,
     YamlError,
+    YamlNode,
     discover_skills,
     extract_frontmatter,
+    load_skill_metadata,
     parse_skill_file,
     parse_yaml,
     set_skill_enabled,
+    yaml_core_loader,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "catalog"
@@ -292,6 +298,19 @@ async def test_an_endpoint_that_never_answers_is_given_up_on(autojump_clock: tri
 
 # ---- the skill file reader ----------------------------------------------------------------------
 
+LIBYAML = pytest.mark.skipif(
+    not yaml.__with_libyaml__, reason="syntax errors read like the reference's only with PyYAML's libyaml"
+)
+
+
+def plain_value(node: YamlNode) -> Any:
+    if node.kind == "map":
+        pairs = zip(node.items[::2], node.items[1::2], strict=True)
+        return {key.value: plain_value(value) for key, value in pairs}
+    if node.kind == "seq":
+        return [plain_value(item) for item in node.items]
+    return None if node.tag == "tag:yaml.org,2002:null" else node.value
+
 
 @pytest.mark.parametrize(
     ("text", "expected"),
@@ -307,26 +326,55 @@ async def test_an_endpoint_that_never_answers_is_given_up_on(autojump_clock: tri
         ("a:\n  b:\n    c: d # note\n# only a comment\n", {"a": {"b": {"c": "d"}}}),
         ("a: http://x.y/z#frag\n", {"a": "http://x.y/z#frag"}),
         ("a: [one,\n  two]\n", {"a": ["one", "two"]}),
+        ("a: &x [1]\nb: *x\n", {"a": ["1"], "b": ["1"]}),
     ],
 )
 def test_yaml_documents(text: str, expected: Any) -> None:
-    def plain(node: Any) -> Any:
-        if node.kind == "map":
-            return {k: plain(v) for k, v in node.value.items()}
-        if node.kind == "seq":
-            return [plain(v) for v in node.value]
-        return node.value
-
-    assert plain(parse_yaml(text)) == expected
+    document = parse_yaml(text)
+    assert plain_value(document.root) == expected
+    assert not document.more
 
 
 @pytest.mark.parametrize(
-    "text",
-    ["a: b: c\n", "a: x\n b: y\n", "a: 'open\n", "a: *ref\n", "a: 1\na: 2\n", "- a\nb: c\n", "a: @x\n"],
+    ("text", "value"),
+    [
+        # YAML 1.1 (PyYAML's own schema) would read these as booleans, numbers or dates.
+        ("yes", "yes"), ("no", "no"), ("on", "on"), ("off", "off"), ("y", "y"),
+        ("2001-12-14", "2001-12-14"), ("017", "017"), ("1_000", "1_000"), ("12:30", "12:30"),
+        ("0X1F", "0X1F"), ("<<", "<<"), ("=", "="), ("++.inf", "++.inf"), ("inf", "inf"),
+        ("true", True), ("True", True), ("FALSE", False),
+        ("~", None), ("null", None), ("Null", None), ("NULL", None), ("", None),
+        ("0", 0), ("-0", 0), ("+12", 12), ("0o17", 15), ("0x1F", 31), ("-0x1F", -31), ("0b101", 5),
+        ("1.", 1.0), (".5", 0.5), ("1e5", 100000.0), ("-1.5E-3", -0.0015),
+        (".inf", math.inf), ("+.INF", math.inf), ("-.Inf", -math.inf),
+        ("'true'", "true"), ('"0x1F"', "0x1F"),
+    ],
 )
-def test_invalid_yaml_is_refused(text: str) -> None:
-    with pytest.raises(YamlError):
-        parse_yaml(text)
+@pytest.mark.parametrize("libyaml", [True, False])
+def test_the_loader_reads_plain_scalars_as_serde_yaml_does(
+    monkeypatch: pytest.MonkeyPatch, libyaml: bool, text: str, value: Any
+) -> None:
+    if libyaml and not yaml.__with_libyaml__:
+        pytest.skip("PyYAML was built without libyaml")
+    monkeypatch.setattr(yaml, "__with_libyaml__", libyaml)
+    loader = yaml_core_loader()
+    assert issubclass(loader, yaml.CSafeLoader if libyaml else yaml.SafeLoader)
+    loaded = yaml.load(f"key: {text}\n", Loader=loader)
+    assert loaded == {"key": value}
+    assert type(loaded["key"]) is type(value)
+    assert math.isnan(yaml.load("key: .NaN", Loader=loader)["key"])
+
+
+def test_a_break_is_raised_when_nothing_before_it_could_be_read() -> None:
+    for text in ("]", "*nowhere"):
+        with pytest.raises(YamlError):
+            parse_yaml(text)
+    # Otherwise the collections it cuts short carry it, and what was read before it is kept.
+    document = parse_yaml("a: b\nc: [x\n")
+    assert plain_value(document.root) == {"a": "b", "c": ["x"]}
+    [_, b, _, x] = document.root.items
+    assert document.root.broken is not None and x.broken is document.root.broken
+    assert b.broken is None
 
 
 def test_front_matter_is_found_as_rust_splits_lines() -> None:
@@ -367,6 +415,183 @@ def test_skill_files_fail_with_the_references_messages(
     with pytest.raises(SkillParseError) as caught:
         parse_skill_file(path, "user")
     assert str(caught.value) == message
+
+
+# The reference's answers (codex 0.94.0, skills/list) for these front matters: a dict for a skill it
+# lists, else the error it gives. serde_yaml takes any scalar where a string is wanted, names the type of
+# a wrong value by YAML 1.2's core schema, decodes as far as the parser got before a syntax error, and
+# leaves the position out at line 1 column 1.
+BASE = "name: x\ndescription: y\n"
+METADATA_STRUCT = "expected struct SkillFrontmatterMetadata"
+FRONT_MATTER: list[Any] = [
+    ("name: ~\ndescription: true", {"name": "~", "description": "true"}),
+    ("name: 0x1F\ndescription: !!str 5", {"name": "0x1F", "description": "5"}),
+    ("name: &a x\ndescription: *a", {"name": "x", "description": "x"}),
+    (BASE + "metadata:\n  short-description: 12", {"name": "x", "shortDescription": "12"}),
+    (BASE + "metadata: {short-description: NULL}", {"name": "x", "shortDescription": None}),
+    (BASE + "metadata:", {"name": "x", "shortDescription": None}),
+    (BASE + "metadata: &m\n  short-description: s\nfoo: *m", {"shortDescription": "s"}),
+    (BASE + "? complex\n: value\nfoo: [" + "[" * 200 + "]" * 201, {"name": "x"}),
+    ("name:\ndescription: x", "missing field `name`"),
+    ("# only a comment", "invalid YAML: missing field `name` at line 2 column 1"),
+    ("\nname: x\nname: y\ndescription: z",
+     "invalid YAML: duplicate field `name` at line 2 column 1"),
+    (BASE + "metadata:\n  short-description: a\n  short-description: b",
+     "invalid YAML: metadata: duplicate field `short-description` at line 4 column 3"),
+    ("[a]: b\nname: x\ndescription: y",
+     "invalid YAML: invalid type: sequence, expected field identifier"),
+    ("just a string",
+     'invalid YAML: invalid type: string "just a string", expected struct SkillFrontmatter'),
+    ("name: {a: b}\ndescription: x",
+     "invalid YAML: name: invalid type: map, expected a string at line 1 column 7"),
+    (BASE + "metadata:\n  short-description: [a]", "invalid YAML: metadata.short-description: invalid type: "
+     "sequence, expected a string at line 4 column 22"),
+    (BASE + "metadata:\n  short-description: !!null x",
+     'invalid YAML: metadata: invalid value: string "x", expected null at line 4 column 3'),
+    *(
+        (BASE + f"metadata: {value}", f"invalid YAML: metadata: {message} at line 3 column 11")
+        for value, message in [
+            ("5", "invalid type: integer `5`, " + METADATA_STRUCT),
+            ("0b101", "invalid type: integer `5`, " + METADATA_STRUCT),
+            ("-0x8000000000000000", "invalid type: integer `-9223372036854775808`, " + METADATA_STRUCT),
+            ("0x10000000000000000", f"invalid type: integer `{2**64}` as u128, " + METADATA_STRUCT),
+            ("-9223372036854775809", f"invalid type: integer `{-(2**63) - 1}` as i128, " + METADATA_STRUCT),
+            # Too wide for 128 bits: a float.
+            ("1234567890" * 4, "invalid type: floating point `12345678901234568" + "0" * 23 + ".0`, "
+             + METADATA_STRUCT),
+            ("True", "invalid type: boolean `true`, " + METADATA_STRUCT),
+            ("~", "invalid type: unit value, " + METADATA_STRUCT),
+            ("NULL", "invalid type: unit value, " + METADATA_STRUCT),
+            ("-1e3", "invalid type: floating point `-1000.0`, " + METADATA_STRUCT),
+            ("1e-7", "invalid type: floating point `0.0000001`, " + METADATA_STRUCT),
+            ("-0.0", "invalid type: floating point `-0.0`, " + METADATA_STRUCT),
+            (".NaN", "invalid type: floating point `NaN`, " + METADATA_STRUCT),
+            ("+.inf", "invalid type: floating point `inf`, " + METADATA_STRUCT),
+            ("1e400", 'invalid type: string "1e400", ' + METADATA_STRUCT),
+            ("yes", 'invalid type: string "yes", ' + METADATA_STRUCT),
+            ("007", 'invalid type: string "007", ' + METADATA_STRUCT),
+            ("''", 'invalid type: string "", ' + METADATA_STRUCT),
+            # Rust's Debug escapes.
+            ('"a\\tb\\"c\u00e9\u00a0\\u0301\\\\"',
+             'invalid type: string "a\\tb\\"c\u00e9\\u{a0}\\u{301}\\\\", ' + METADATA_STRUCT),
+            ("!!int 5", "invalid type: integer `5`, " + METADATA_STRUCT),
+            ("!!float 5", "invalid type: floating point `5.0`, " + METADATA_STRUCT),
+            ("!!bool yes", 'invalid value: string "yes", expected a boolean'),
+            ("!!int 017", 'invalid value: string "017", expected an integer'),
+            ("!!float x", 'invalid value: string "x", expected a float'),
+            ("!!null ''", 'invalid value: string "", expected null'),
+        ]
+    ),
+    # A wrong type before the text breaks is what is reported; a break is reported once reached.
+    ("name: [a]\ndescription: x\nbad: a: b",
+     "invalid YAML: name: invalid type: sequence, expected a string at line 1 column 7"),
+    ("name: x\ndescription: [\n ]\nfoo",
+     "invalid YAML: description: invalid type: sequence, expected a string at line 2 column 14"),
+    (BASE + "foo: *nope", "invalid YAML: unknown anchor at line 3 column 6"),
+    ("*nope", "invalid YAML: unknown anchor"),
+    (BASE + "...\nfoo: bar",
+     "invalid YAML: deserializing from YAML containing more than one document is not supported"),
+    ("{name: x, description: y} ]",
+     "invalid YAML: deserializing from YAML containing more than one document is not supported"),
+    pytest.param(BASE + "foo: [1, 2", "invalid YAML: did not find expected ',' or ']' at line 4 column 1, "
+                 "while parsing a flow sequence at line 3 column 6", marks=LIBYAML),
+    pytest.param("a: b: c", "invalid YAML: mapping values are not allowed in this context at line 1 column 5",
+                 marks=LIBYAML),
+    pytest.param("name: 'open\ndescription: x", "invalid YAML: found unexpected end of stream at line 2 "
+                 "column 15, while scanning a quoted scalar at line 1 column 7", marks=LIBYAML),
+    pytest.param("name: x\n\tdescription: y", "invalid YAML: found a tab character that violates "
+                 "indentation at line 2 column 1, while scanning a plain scalar at line 1 column 7",
+                 marks=LIBYAML),
+    pytest.param('name: x\ndescription: "a\\x4"', "invalid YAML: did not find expected hexadecimal number at "
+                 "line 2 column 18, while parsing a quoted scalar at line 2 column 14", marks=LIBYAML),
+    pytest.param(BASE + "]", "invalid YAML: did not find expected key at line 3 column 1, while parsing a "
+                 "block mapping", marks=LIBYAML),
+    pytest.param("name: x\x01\ndescription: y",
+                 "invalid YAML: control characters are not allowed at position 7", marks=LIBYAML),
+    pytest.param("name: @x\ndescription: y", "invalid YAML: found character that cannot start any token at "
+                 "line 1 column 7, while scanning for the next token", marks=LIBYAML),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), FRONT_MATTER)
+def test_front_matter_is_decoded_as_the_reference_decodes_it(
+    tmp_path: Path, text: str, expected: dict[str, Any] | str
+) -> None:
+    path = tmp_path / "SKILL.md"
+    path.write_text(f"---\n{text}\n---\nbody\n", encoding="utf-8")
+    if isinstance(expected, str):
+        with pytest.raises(SkillParseError) as caught:
+            parse_skill_file(path, "user")
+        assert str(caught.value) == expected
+        return
+    shown = parse_skill_file(path, "user").to_wire(enabled=True)
+    shown.setdefault("shortDescription", None)
+    assert {key: shown[key] for key in expected} == expected
+
+
+# The reference's warnings for these agents/openai.yaml files (None: it lists the skill with what
+# the file gives).
+METADATA: list[Any] = [
+    ("interface: 5", "interface: invalid type: integer `5`, expected struct Interface at line 1 column 12"),
+    # The byte order mark counts as a column.
+    ("\ufeffinterface: 5",
+     "interface: invalid type: integer `5`, expected struct Interface at line 1 column 13"),
+    ("interface: []", "interface: invalid type: sequence, expected struct Interface at line 1 column 12"),
+    ("interface:\n  icon_small: [a]",
+     "interface.icon_small: invalid type: sequence, expected path string at line 2 column 15"),
+    ("interface:\n  display_name: [a",
+     "interface.display_name: invalid type: sequence, expected a string at line 2 column 17"),
+    ("interface:\n  display_name: A\n  display_name: B",
+     "interface: duplicate field `display_name` at line 2 column 3"),
+    ("dependencies:\n  tools: ~",
+     "dependencies.tools: invalid type: unit value, expected a sequence at line 2 column 10"),
+    ("dependencies:\n  tools:\n    type: env",
+     "dependencies.tools: invalid type: map, expected a sequence at line 3 column 5"),
+    ("dependencies:\n  tools:\n    - ~",
+     "dependencies.tools[0]: invalid type: unit value, expected struct DependencyTool at line 3 column 7"),
+    ("dependencies:\n  tools:\n    - type: a\n      type: b",
+     "dependencies.tools[0]: duplicate field `type` at line 3 column 7"),
+    ("dependencies:\n  tools:\n    - type: env_var\n      value: [a]",
+     "dependencies.tools[0].value: invalid type: sequence, expected a string at line 4 column 14"),
+    ("- a", "invalid type: sequence, expected struct SkillMetadataFile"),
+    ("interface: {}\n...\n---\nfoo: 1",
+     "deserializing from YAML containing more than one document is not supported"),
+    pytest.param("interface:\n  display_name: 5\nfoo: [", "did not find expected node content at line 4 "
+                 "column 1, while parsing a flow node", marks=LIBYAML),
+    ("", None),
+    ("# nothing", None),
+    ("interface:\ndependencies:\n  tools:\npolicy: 5", None),
+]
+
+
+@pytest.mark.parametrize(("text", "warning"), METADATA)
+def test_bad_metadata_files_are_logged_as_the_reference_logs_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, text: str, warning: str | None
+) -> None:
+    skill = tmp_path / "SKILL.md"
+    (tmp_path / "agents").mkdir()
+    metadata = tmp_path / "agents" / "openai.yaml"
+    metadata.write_text(text, encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="codex_trio.core.skills"):
+        assert load_skill_metadata(skill) == (None, None)
+    expected = [] if warning is None else [f"ignoring {metadata}: invalid openai.yaml: {warning}"]
+    assert [record.getMessage() for record in caplog.records] == expected
+
+
+def test_metadata_values_are_read_as_the_reference_reads_them(tmp_path: Path) -> None:
+    (tmp_path / "agents").mkdir()
+    (tmp_path / "agents" / "openai.yaml").write_text(
+        "interface: &i\n  display_name: yes\n  brand_color: '#ABCDEF'\n  short_description: NULL\n"
+        "dependencies:\n  tools:\n    - type: mcp\n      value: 12\n      url: true\n      description: ~\n"
+        "other: *i\n",
+        encoding="utf-8",
+    )
+    interface, tools = load_skill_metadata(tmp_path / "SKILL.md")
+    assert interface is not None
+    assert (interface["displayName"], interface["brandColor"], interface["shortDescription"]) == (
+        "yes", "#ABCDEF", None
+    )
+    assert tools == [{"type": "mcp", "value": "12", "url": "true"}]
 
 
 def test_system_skills_are_not_reported_and_symlinks_not_followed(tmp_path: Path) -> None:

@@ -18,19 +18,21 @@ YAML front matter between ``---`` lines that must give ``name`` and ``descriptio
 is only logged. ``[[skills.config]]`` entries of config.toml with ``enabled = false`` disable a skill by
 path.
 
-The front matter is read by a small YAML reader covering what skill files use (block and flow
-collections, plain, quoted and block scalars, comments). Anchors, aliases and tags are refused.
+YAML is parsed by PyYAML (imported when a skill is read) and decoded as the reference's serde_yaml
+decodes it into its structs: the same implicit types, the same order of errors and the same messages.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
+import math
 import os
 import re
+import unicodedata
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast
 
@@ -54,561 +56,423 @@ _SCOPE_RANK: dict[str, int] = {"repo": 0, "user": 1, "system": 2, "admin": 3}
 
 
 # ------------------------------------------------------------------------------------------------
-# A small YAML reader
+# YAML, decoded the way serde_yaml decodes it
+#
+# PyYAML does the scanning and parsing, with libyaml when it was built with it: serde_yaml's parser is
+# a port of that C library, so syntax errors read the same (PyYAML's Python scanner words them its own
+# way, and refuses a tab after a colon). Its events are assembled into nodes here rather than by
+# ``yaml.compose`` because serde_yaml decodes a document from its events as far as the parser got: a
+# value of the wrong type is reported even when the text breaks further on, and a break is only
+# reported once decoding reaches it.
+
+_TAG_PREFIX = "tag:yaml.org,2002:"
+_NULL_TAG = _TAG_PREFIX + "null"
+_BOOL_TAG = _TAG_PREFIX + "bool"
+_INT_TAG = _TAG_PREFIX + "int"
+_FLOAT_TAG = _TAG_PREFIX + "float"
+
+# The implicit types of plain scalars as serde_yaml tells them apart (YAML 1.2's core schema, with its
+# spellings): ``yes``, ``on``, ``017``, ``1_000``, ``0X1F`` and dates are strings.
+_NULL_WORDS = frozenset({"~", "null", "Null", "NULL"})
+_BOOL_WORDS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_RADIX_INT = re.compile(r"([-+]?)0(?:x([0-9a-fA-F]+)|o([0-7]+)|b([01]+))")
+_DECIMAL_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
+_DECIMAL_FLOAT = re.compile(r"[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+(?=[eE]))(?:[eE][-+]?[0-9]+)?")
+# What an explicit !!float accepts: integers too.
+_TAGGED_FLOAT = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+_SPECIAL_FLOATS = {
+    **{sign + word: math.inf for sign in ("", "+") for word in (".inf", ".Inf", ".INF")},
+    **{"-" + word: -math.inf for word in (".inf", ".Inf", ".INF")},
+    **{word: math.nan for word in (".nan", ".NaN", ".NAN")},
+}
+_IMPLICIT_TYPES = (
+    (_NULL_TAG, rf"(?:{'|'.join(map(re.escape, sorted(_NULL_WORDS)))})?\Z", ["", "~", "n", "N"]),
+    (_BOOL_TAG, rf"(?:{'|'.join(_BOOL_WORDS)})\Z", list("tTfF")),
+    (_INT_TAG, rf"(?:{_RADIX_INT.pattern}|{_DECIMAL_INT.pattern})\Z", list("-+0123456789")),
+    (
+        _FLOAT_TAG,
+        rf"(?:{_DECIMAL_FLOAT.pattern}|{'|'.join(map(re.escape, _SPECIAL_FLOATS))})\Z",
+        list("-+.0123456789"),
+    ),
+)
+
+
+def yaml_core_loader() -> Any:
+    """A PyYAML loader class (the C one when libyaml is there) whose plain scalars take serde_yaml's
+    implicit types instead of YAML 1.1's: ``yaml.load(text, Loader=yaml_core_loader())`` reads
+    ``on: yes`` as ``{"on": "yes"}`` and ``0o17`` as 15."""
+    import yaml
+
+    base = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
+    loader: Any = type("CoreSchemaLoader", (base,), {"yaml_implicit_resolvers": {}})
+    for tag, pattern, first in _IMPLICIT_TYPES:
+        loader.add_implicit_resolver(tag, re.compile(pattern), first)
+    return loader
 
 
 class YamlError(Exception):
-    """Invalid YAML; ``str()`` reads like the reference's messages (with a 1-based position)."""
-
-    def __init__(self, message: str, line: int, column: int) -> None:
-        super().__init__(f"{message} at line {line} column {column}")
+    """A YAML text that cannot be read; ``str()`` is the reference's message."""
 
 
-NodeKind = Literal["scalar", "seq", "map", "null"]
+@dataclass(eq=False)
+class YamlNode:
+    """A node as PyYAML's events describe it (an alias is the node it names)."""
+
+    kind: Literal["scalar", "seq", "map"]
+    line: int  # 0-based, as libyaml counts (a character is one column)
+    column: int
+    value: str = ""
+    # Scalars: the tag written in the text, else the implicit type of a plain scalar (str when quoted).
+    tag: str = ""
+    explicit: bool = False
+    plain: bool = False
+    # A sequence's items; a mapping's keys and values in turn.
+    items: list[YamlNode] = field(default_factory=list)
+    # The parse error that cut this collection short (its end, or the value of its last key, is missing).
+    broken: YamlError | None = None
 
 
 @dataclass
-class Node:
-    kind: NodeKind
-    value: Any
-    line: int
-    column: int
-    # A flow collection left open until the end of the text. serde_yaml reads events in order, so a
-    # value of the wrong type there is reported before the syntax error; see _expect_map and _string.
+class YamlDocument:
+    root: YamlNode
+    # Something follows the first document: serde_yaml refuses that once the first one is decoded.
+    more: bool = False
+
+
+def _position(line: int, column: int) -> str:
+    """serde_yaml leaves the position out at the very start of the text."""
+    return f" at line {line + 1} column {column + 1}" if line or column else ""
+
+
+def _place(mark: Any, bom: int) -> tuple[int, int]:
+    """A mark's line and column. PyYAML does not count a byte order mark at the start of the text;
+    serde_yaml's libyaml counts it as the first column (``bom`` is 1 then)."""
+    return mark.line, mark.column + (bom if mark.line == 0 else 0)
+
+
+def _syntax_message(exc: Exception, bom: int) -> str:
+    """libyaml's problem and context, laid out as serde_yaml shows them."""
+    import yaml
+
+    if isinstance(exc, yaml.reader.ReaderError):
+        return exc.reason + (f" at position {exc.position}" if exc.position else "")
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return str(exc)
+    # libyaml's spelling, corrected in the port serde_yaml uses.
+    message = (exc.problem or "").replace("hexdecimal", "hexadecimal")
+    problem_at = _position(*_place(exc.problem_mark, bom)) if exc.problem_mark else ""
+    message += problem_at
+    if exc.context:
+        message += f", {exc.context}"
+        if exc.context_mark is not None:
+            context_at = _position(*_place(exc.context_mark, bom))
+            if context_at != problem_at:
+                message += context_at
+    return message
+
+
+def parse_yaml(text: str) -> YamlDocument:
+    """The first document of ``text``, as far as it parses: collections cut short by an error carry it
+    (raised when decoding reaches it). Raises YamlError when not even the first node could be read."""
+    import yaml
+
+    bom = 1 if text.startswith("\ufeff") else 0
+    try:
+        # The pure Python reader checks the characters here (libyaml's while parsing).
+        loader = yaml_core_loader()(text)
+    except yaml.YAMLError as exc:
+        raise YamlError(_syntax_message(exc, bom)) from None
+    root: YamlNode | None = None
+    stack: list[YamlNode] = []
+    anchors: dict[str, YamlNode] = {}
+    ended = more = False
     error: YamlError | None = None
-
-    def describe(self) -> str:
-        """How serde_yaml names a value of the wrong type."""
-        if self.kind == "seq":
-            return "sequence"
-        if self.kind == "map":
-            return "map"
-        if self.kind == "null":
-            return "unit value"
-        return f'string "{self.value}"'
-
-
-_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
-_ESCAPES = {
-    "0": "\0", "a": "\a", "b": "\b", "t": "\t", "\t": "\t", "n": "\n", "v": "\v", "f": "\f",
-    "r": "\r", "e": "\x1b", " ": " ", '"': '"', "/": "/", "\\": "\\", "N": "\x85", "_": "\xa0",
-    "L": "\u2028", "P": "\u2029",
-}
-_HEX_ESCAPES = {"x": 2, "u": 4, "U": 8}
-
-
-def _is_blank(line: str) -> bool:
-    stripped = line.strip()
-    return not stripped or stripped.startswith("#")
-
-
-_COMMENT = re.compile(r"(^|[ \t])#")
-_MAPPING_COLON = re.compile(r":(\s|$)")
-
-
-def _strip_comment(text: str) -> str:
-    """A plain scalar's text without a trailing `` # comment``."""
-    match = _COMMENT.search(text)
-    return (text[: match.start()] if match else text).strip()
-
-
-def _is_item(content: str) -> bool:
-    return content == "-" or content.startswith(("- ", "-\t"))
-
-
-def _unescape(text: str, line: int, column: int) -> str:
-    """The value of a double-quoted scalar's text (``line``/``column`` locate it, 0-based)."""
-    out: list[str] = []
-    pos = 0
-    while pos < len(text):
-        ch = text[pos]
-        if ch != "\\":
-            out.append(ch)
-            pos += 1
-            continue
-        code = text[pos + 1 : pos + 2]
-        if code in _ESCAPES:
-            out.append(_ESCAPES[code])
-            pos += 2
-        elif code in _HEX_ESCAPES:
-            width = _HEX_ESCAPES[code]
-            digits = text[pos + 2 : pos + 2 + width]
-            if len(digits) != width or any(c not in "0123456789abcdefABCDEF" for c in digits):
-                raise YamlError("did not find expected hexdecimal number", line + 1, column + 1)
-            out.append(chr(int(digits, 16)))
-            pos += 2 + width
-        else:
-            message = "found unknown escape character while parsing a quoted scalar"
-            raise YamlError(message, line + 1, column + 1)
-    return "".join(out)
-
-
-def _split_key(content: str) -> tuple[str, int] | None:
-    """``(key, offset just past the colon)`` when ``content`` starts a ``key: value`` entry."""
-    if not content or content[0] in "[{#" or _is_item(content):
-        return None
-    if content[0] in "'\"":
-        end = _closing_quote(content, 1, content[0])
-        if end is None:
-            return None
-        after = content[end + 1 :]
-        gap = len(after) - len(after.lstrip(" "))
-        if not _MAPPING_COLON.match(after, gap):
-            return None
-        raw = content[1:end]
-        key = raw.replace("''", "'") if content[0] == "'" else _unescape(raw, 0, 0)
-        return key, end + 1 + gap + 1
-    colon = _MAPPING_COLON.search(content)
-    comment = _COMMENT.search(content)
-    if colon is None or (comment is not None and comment.start() < colon.start()):
-        return None
-    key = content[: colon.start()].rstrip()
-    return (key, colon.start() + 1) if key else None
-
-
-def _closing_quote(line: str, pos: int, quote: str) -> int | None:
-    while pos < len(line):
-        ch = line[pos]
-        if quote == "'" and ch == "'":
-            if line[pos + 1 : pos + 2] == "'":
-                pos += 2
-                continue
-            return pos
-        if quote == '"':
-            if ch == "\\":
-                pos += 2
-                continue
-            if ch == '"':
-                return pos
-        pos += 1
-    return None
-
-
-def _fold(parts: Sequence[str]) -> str:
-    """Line folding of plain and quoted scalars: a line break is a space, an empty line a newline."""
-    out = parts[0] if parts else ""
-    blank = 0
-    for part in parts[1:]:
-        if part == "":
-            blank += 1
-            continue
-        out += ("\n" * blank if blank else " ") + part
-        blank = 0
-    return out
-
-
-def _fold_block(lines: Sequence[str]) -> str:
-    """A folded (``>``) block scalar: a line break becomes a space, except around more-indented
-    lines; each empty line stands for one newline (the break before it is dropped)."""
-    out = lines[0] if lines else ""
-    for previous, line in itertools.pairwise(lines):
-        if line == "":
-            out += "\n"
-        elif previous == "":
-            out += line
-        elif line[:1] in " \t" or previous[:1] in " \t":
-            out += "\n" + line
-        else:
-            out += " " + line
-    return out
-
-
-class _YamlReader:
-    """Recursive descent over lines; ``self.i`` is the next line not yet consumed. Positions in
-    errors are 1-based, columns are 0-based internally."""
-
-    def __init__(self, text: str) -> None:
-        self.lines = text.split("\n")
-        self.i = 0
-
-    def _indent(self, index: int) -> int:
-        line = self.lines[index]
-        count = len(line) - len(line.lstrip(" "))
-        if line[count : count + 1] == "\t":
-            raise self._error("found a tab character where an indentation space is expected", index, count)
-        return count
-
-    def _skip_blank(self) -> None:
-        while self.i < len(self.lines) and _is_blank(self.lines[self.i]):
-            self.i += 1
-
-    def _error(self, message: str, index: int, column: int) -> YamlError:
-        return YamlError(message, index + 1, column + 1)
-
-    # -- structure ------------------------------------------------------------------------------
-
-    def document(self) -> Node:
-        self._skip_blank()
-        if self.i >= len(self.lines):
-            return Node("null", None, 1, 1)
-        node = self._block(self._indent(self.i), parent=-1)
-        self._skip_blank()
-        if self.i < len(self.lines):
-            raise self._error("did not find expected <document start>", self.i, self._indent(self.i))
-        return node
-
-    def _block(self, indent: int, parent: int) -> Node:
-        """The node whose text starts at column ``indent`` of the current line."""
-        content = self.lines[self.i][indent:]
-        if _is_item(content):
-            return self._sequence(indent)
-        if _split_key(content) is not None:
-            return self._mapping(indent)
-        return self._inline_value(self.i, indent, parent)
-
-    def _mapping(self, indent: int) -> Node:
-        start = self.i
-        entries: dict[str, Node] = {}
+    try:
         while True:
-            self._skip_blank()
-            if self.i >= len(self.lines):
+            event = loader.get_event()
+            line, column = _place(event.start_mark, bom)
+            if isinstance(event, yaml.StreamEndEvent):
+                if root is None:
+                    # An empty text reads as an empty plain scalar where the stream ends, which libyaml
+                    # puts at the start of a line (PyYAML's Python scanner does not).
+                    line, column = (line + 1, 0) if column else (line, column)
+                    root = YamlNode("scalar", line, column, tag=_NULL_TAG, plain=True)
                 break
-            current = self._indent(self.i)
-            if current < indent:
+            if ended:
+                more = True
                 break
-            split = _split_key(self.lines[self.i][indent:]) if current == indent else None
-            if split is None:
-                raise self._error("did not find expected key", self.i, current)
-            key, value_offset = split
-            if key in entries:
-                raise self._error(f'duplicate entry with key "{key}"', self.i, indent)
-            entries[key] = self._after_key(self.i, indent + value_offset, indent)
-        return Node("map", entries, start + 1, indent + 1)
-
-    def _sequence(self, indent: int) -> Node:
-        start = self.i
-        items: list[Node] = []
-        while True:
-            self._skip_blank()
-            if self.i >= len(self.lines) or self._indent(self.i) != indent:
-                break
-            line = self.lines[self.i]
-            if not _is_item(line[indent:]):
-                break
-            rest = line[indent + 1 :]
-            if _strip_comment(rest) == "":
-                self.i += 1
-                items.append(self._nested(indent, self.i - 1, indent + 1, same_indent_sequence=False))
+            if isinstance(event, yaml.DocumentEndEvent):
+                ended = True
                 continue
-            # "- item": the item is laid out where its text starts, as if the dash were a space.
-            offset = indent + 1 + (len(rest) - len(rest.lstrip(" ")))
-            self.lines[self.i] = line[:indent] + " " + rest
-            items.append(self._block(offset, parent=indent))
-        return Node("seq", items, start + 1, indent + 1)
-
-    def _nested(self, parent: int, line: int, column: int, *, same_indent_sequence: bool) -> Node:
-        """The value of a key or dash with nothing after it: the more indented block below, else null.
-        A mapping's value may also be a sequence at the key's own indentation."""
-        self._skip_blank()
-        if self.i < len(self.lines):
-            indent = self._indent(self.i)
-            sequence_here = same_indent_sequence and _is_item(self.lines[self.i][indent:])
-            if indent > parent or (indent == parent and sequence_here):
-                return self._block(indent, parent)
-        return Node("null", None, line + 1, column + 1)
-
-    def _after_key(self, index: int, offset: int, indent: int) -> Node:
-        rest = self.lines[index][offset:]
-        column = offset + (len(rest) - len(rest.lstrip(" \t")))
-        if _strip_comment(rest) == "":
-            self.i = index + 1
-            return self._nested(indent, index, column, same_indent_sequence=True)
-        return self._inline_value(index, column, indent)
-
-    def _inline_value(self, index: int, column: int, parent: int) -> Node:
-        """A value starting at ``column`` of line ``index``; consumes through its last line."""
-        text = self.lines[index][column:]
-        first = text[:1]
-        if first in ("|", ">"):
-            return self._block_scalar(index, column, parent)
-        if first in ("'", '"'):
-            return self._quoted(index, column)
-        if first in ("[", "{"):
-            return self._flow(index, column)
-        if first in ("&", "*", "!"):
-            raise self._error("anchors, aliases and tags are not supported", index, column)
-        if first in ("@", "`", "%"):
-            raise self._error("found character that cannot start any token", index, column)
-        if _is_item(text) or text.startswith("? "):
-            raise self._error("block sequence entries are not allowed in this context", index, column)
-        return self._plain(index, column, parent)
-
-    # -- scalars --------------------------------------------------------------------------------
-
-    def _plain(self, index: int, column: int, parent: int) -> Node:
-        first_line = self.lines[index][column:]
-        parts = [_strip_comment(first_line)]
-        self._check_plain(parts[0], index, column)
-        self.i = index + 1
-        # A comment ends a plain scalar; so does a line that is not more indented than its parent.
-        ended = _COMMENT.search(first_line) is not None
-        blank = 0
-        j = self.i
-        while not ended and j < len(self.lines):
-            line = self.lines[j]
-            if line.strip() == "":
-                blank += 1
-                j += 1
+            if isinstance(event, yaml.CollectionEndEvent):
+                stack.pop()
                 continue
-            if line.lstrip().startswith("#") or self._indent(j) <= parent:
-                break
-            piece = _strip_comment(line)
-            self._check_plain(piece, j, self._indent(j))
-            parts.extend([""] * blank + [piece])
-            blank = 0
-            ended = _COMMENT.search(line) is not None
-            j += 1
-            self.i = j
-        value = _fold(parts)
-        if len(parts) == 1 and value in _NULLS:
-            return Node("null", None, index + 1, column + 1)
-        return Node("scalar", value, index + 1, column + 1)
-
-    def _check_plain(self, text: str, index: int, column: int) -> None:
-        if _MAPPING_COLON.search(text):
-            raise self._error("mapping values are not allowed in this context", index, column)
-
-    def _quoted(self, index: int, column: int) -> Node:
-        quote = self.lines[index][column]
-        pieces: list[str] = []
-        line_index, pos = index, column + 1
-        while True:
-            line = self.lines[line_index]
-            end = _closing_quote(line, pos, quote)
-            if end is not None:
-                pieces.append(line[pos:end])
-                break
-            pieces.append(line[pos:])
-            line_index += 1
-            if line_index >= len(self.lines):
-                kind = "single" if quote == "'" else "double"
-                message = f"found unexpected end of stream while scanning a {kind}-quoted scalar"
-                raise self._error(message, index, column)
-            pos = 0
-        if _strip_comment(self.lines[line_index][end + 1 :]):
-            raise self._error("did not find expected key", line_index, end + 1)
-        self.i = line_index + 1
-        if len(pieces) == 1:
-            raw = pieces[0]
-        else:
-            raw = _fold([pieces[0].rstrip(" \t"), *(piece.strip(" \t") for piece in pieces[1:])])
-        value = raw.replace("''", "'") if quote == "'" else _unescape(raw, index, column)
-        return Node("scalar", value, index + 1, column + 1)
-
-    def _block_scalar(self, index: int, column: int, parent: int) -> Node:
-        header = _strip_comment(self.lines[index][column:])
-        match = re.fullmatch(r"([|>])(?:([+-]?)([1-9]?)|([1-9])([+-]))", header)
-        if match is None:
-            raise self._error("did not find expected comment or line break", index, column)
-        style = match.group(1)
-        chomp = match.group(2) or match.group(5) or ""
-        digit = match.group(3) or match.group(4)
-        content_indent = max(parent, 0) + int(digit) if digit else None
-        self.i = index + 1
-        body: list[str] = []
-        while self.i < len(self.lines):
-            line = self.lines[self.i]
-            if line.strip() == "":
-                body.append("")
-                self.i += 1
-                continue
-            indent = len(line) - len(line.lstrip(" "))
-            if content_indent is None:
-                if indent <= parent:
+            if isinstance(event, yaml.AliasEvent):
+                target = anchors.get(event.anchor) if event.anchor is not None else None
+                if target is None:
+                    error = YamlError("unknown anchor" + _position(line, column))
                     break
-                content_indent = indent
-            if indent < content_indent:
-                break
-            body.append(line[content_indent:])
-            self.i += 1
-        trailing = 0
-        while body and body[-1] == "":
-            body.pop()
-            trailing += 1
-        text = "\n".join(body) if style == "|" else _fold_block(body)
-        if not body:
-            value = "\n" * trailing if chomp == "+" else ""
-        elif chomp == "-":
-            value = text
-        elif chomp == "+":
-            value = text + "\n" * (trailing + 1)
+                node = target
+            elif isinstance(event, yaml.ScalarEvent):
+                explicit = event.tag is not None
+                tag = event.tag or loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+                node = YamlNode(
+                    "scalar", line, column, event.value, tag, explicit, plain=not event.style
+                )
+            elif isinstance(event, yaml.CollectionStartEvent):
+                kind: Literal["seq", "map"] = "seq" if isinstance(event, yaml.SequenceStartEvent) else "map"
+                node = YamlNode(kind, line, column)
+            else:  # the starts of the stream and of the document
+                continue
+            if not isinstance(event, yaml.AliasEvent) and event.anchor is not None:
+                anchors[event.anchor] = node
+            if stack:
+                stack[-1].items.append(node)
+            elif root is None:
+                root = node
+            if isinstance(event, yaml.CollectionStartEvent):
+                stack.append(node)
+    except yaml.YAMLError as exc:
+        if ended or (root is not None and not stack):
+            more = True
         else:
-            value = text + "\n"
-        return Node("scalar", value, index + 1, column + 1)
-
-    def _flow(self, index: int, column: int) -> Node:
-        text = self.lines[index][column:]
-        last = index
-        while True:
-            parser = _FlowParser(text, index, column)
-            try:
-                node = parser.parse()
-                break
-            except _NeedMore:
-                last += 1
-                if last >= len(self.lines):
-                    closing = "]" if text[0] == "[" else "}"
-                    message = f"did not find expected ',' or '{closing}'"
-                    return self._broken(index, column, self._error(message, index, column))
-                text += "\n" + self.lines[last]
-            except YamlError as exc:
-                return self._broken(index, column, exc)
-        # Only the end of the last line can follow the collection.
-        if _strip_comment(text[parser.pos :]):
-            raise self._error("did not find expected <document start>", last, column)
-        self.i = last + 1
-        return node
-
-    def _broken(self, index: int, column: int, error: YamlError) -> Node:
-        """A flow collection that does not parse: what follows it cannot be read either, so the rest of
-        the text goes with it; its type is known from its first character."""
-        self.i = len(self.lines)
-        if self.lines[index][column] == "[":
-            return Node("seq", [], index + 1, column + 1, error)
-        return Node("map", {}, index + 1, column + 1, error)
-
-
-# What may follow the colon of a key inside a flow collection.
-_FLOW_VALUE_START = ("", " ", "\n", ",", "]", "}")
-
-
-class _NeedMore(Exception):
-    """The flow collection continues on the next line."""
-
-
-class _FlowParser:
-    """``[...]`` and ``{...}`` collections, possibly spread over several lines."""
-
-    def __init__(self, text: str, line: int, column: int) -> None:
-        self.text = text
-        self.pos = 0
-        self.line = line
-        self.column = column
-
-    def _error(self, message: str) -> YamlError:
-        return YamlError(message, self.line + 1, self.column + 1)
-
-    def _skip(self) -> None:
-        while self.pos < len(self.text):
-            ch = self.text[self.pos]
-            if ch in " \t\n":
-                self.pos += 1
-            elif ch == "#" and (self.pos == 0 or self.text[self.pos - 1] in " \t\n"):
-                end = self.text.find("\n", self.pos)
-                self.pos = len(self.text) if end < 0 else end
-            else:
-                break
-
-    def parse(self) -> Node:
-        self._skip()
-        if self.pos >= len(self.text):
-            raise _NeedMore
-        ch = self.text[self.pos]
-        if ch in "[{":
-            return self._collection("]" if ch == "[" else "}")
-        if ch in "'\"":
-            end = _closing_quote(self.text, self.pos + 1, ch)
-            if end is None:
-                raise _NeedMore
-            raw = " ".join(part.strip() for part in self.text[self.pos + 1 : end].split("\n"))
-            self.pos = end + 1
-            value = raw.replace("''", "'") if ch == "'" else _unescape(raw, self.line, self.column)
-            return Node("scalar", value, self.line + 1, self.column + 1)
-        if ch in "&*!":
-            raise self._error("anchors, aliases and tags are not supported")
-        start = self.pos
-        while self.pos < len(self.text):
-            c = self.text[self.pos]
-            if c in ",]}\n" or (c == ":" and self.text[self.pos + 1 : self.pos + 2] in _FLOW_VALUE_START):
-                break
-            self.pos += 1
-        value = self.text[start : self.pos].strip()
-        if value in _NULLS:
-            return Node("null", None, self.line + 1, self.column + 1)
-        return Node("scalar", value, self.line + 1, self.column + 1)
-
-    def _collection(self, closing: str) -> Node:
-        self.pos += 1
-        items: list[Node] = []
-        entries: dict[str, Node] = {}
-        while True:
-            self._skip()
-            if self.pos >= len(self.text):
-                raise _NeedMore
-            if self.text[self.pos] == closing:
-                self.pos += 1
-                break
-            key = self.parse()
-            self._skip()
-            if self.pos >= len(self.text):
-                raise _NeedMore
-            if closing == "}":
-                value = Node("null", None, key.line, key.column)
-                if self.text[self.pos] == ":":
-                    self.pos += 1
-                    value = self.parse()
-                if key.kind not in ("scalar", "null"):
-                    raise self._error("flow mapping keys must be scalars")
-                entries[str(key.value or "")] = value
-            else:
-                items.append(key)
-            self._skip()
-            if self.pos >= len(self.text):
-                raise _NeedMore
-            if self.text[self.pos] == ",":
-                self.pos += 1
-            elif self.text[self.pos] != closing:
-                raise self._error(f"did not find expected ',' or '{closing}'")
-        if closing == "}":
-            return Node("map", entries, self.line + 1, self.column + 1)
-        return Node("seq", items, self.line + 1, self.column + 1)
-
-
-def parse_yaml(text: str) -> Node:
-    """The document in ``text`` (raises YamlError)."""
-    return _YamlReader(text).document()
+            error = YamlError(_syntax_message(exc, bom))
+    finally:
+        loader.dispose()
+    if error is not None:
+        if root is None:
+            raise error
+        for node in stack:
+            node.broken = error
+    assert root is not None
+    return YamlDocument(root, more)
 
 
 # ------------------------------------------------------------------------------------------------
-# Typed reading, with serde_yaml's wording
+# Typed reading, with serde's wording
 
 
-class _TypeError(Exception):
-    pass
+class _DecodeError(Exception):
+    """A value of the wrong type or shape. Like serde_yaml, the innermost value that knows its place in
+    the document gives the error its path and position on the way out."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.place: tuple[str, int, int] | None = None
+
+    def at(self, path: str, node: YamlNode) -> _DecodeError:
+        if self.place is None:
+            self.place = (path, node.line, node.column)
+        return self
+
+    def __str__(self) -> str:
+        if self.place is None:
+            return self.message
+        path, line, column = self.place
+        return (f"{path}: " if path else "") + self.message + _position(line, column)
 
 
-def _expect_map(node: Node, path: str, struct: str) -> dict[str, Node]:
-    if node.kind != "map":
-        raise _type_error(node, path, f"struct {struct}")
-    _check_complete(node)
-    return dict(node.value)
+# Reads one value from a node and the path that leads to it.
+_Reader = Callable[[YamlNode, str], Any]
+
+# How Rust's Debug shows a string: these escaped, other unprintable characters and combining marks as
+# \u{...}.
+_RUST_ESCAPES = {"\t": "\\t", "\r": "\\r", "\n": "\\n", "\\": "\\\\", '"': '\\"', "\0": "\\0"}
+_RUST_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp", "Mn", "Me"})
 
 
-def _check_all_complete(node: Node) -> None:
-    _check_complete(node)
-    children = node.value.values() if node.kind == "map" else node.value if node.kind == "seq" else ()
-    for child in children:
-        _check_all_complete(child)
+def _rust_string(text: str) -> str:
+    out = []
+    for ch in text:
+        if ch in _RUST_ESCAPES:
+            out.append(_RUST_ESCAPES[ch])
+        elif ch != " " and unicodedata.category(ch) in _RUST_UNPRINTABLE:
+            out.append(f"\\u{{{ord(ch):x}}}")
+        else:
+            out.append(ch)
+    return 'string "' + "".join(out) + '"'
 
 
-def _check_complete(node: Node) -> None:
-    """Raise the syntax error of an unterminated collection once nothing else was wrong before it."""
-    if node.error is not None:
-        raise node.error
+def _rust_float(number: float) -> str:
+    """Rust's Display of an f64 (every digit, no exponent), with the ``.0`` serde adds to whole numbers."""
+    if math.isnan(number):
+        return "NaN"
+    if math.isinf(number):
+        return "inf" if number > 0 else "-inf"
+    text = format(Decimal(repr(number)), "f")
+    return text if "." in text else text + ".0"
 
 
-def _type_error(node: Node, path: str, expected: str) -> _TypeError:
-    prefix = f"{path}: " if path else ""
-    where = f"at line {node.line} column {node.column}"
-    return _TypeError(f"{prefix}invalid type: {node.describe()}, expected {expected} {where}")
+def _integer(text: str) -> int | None:
+    """The value of an integer scalar; None when it is not one or too long for 128 bits (which spares
+    converting thousands of digits)."""
+    match = _RADIX_INT.fullmatch(text)
+    if match:
+        sign, hexadecimal, octal, binary = match.groups()
+        number = int(hexadecimal, 16) if hexadecimal else int(octal, 8) if octal else int(binary, 2)
+        return -number if sign == "-" else number
+    if _DECIMAL_INT.fullmatch(text) and len(text) <= 41:
+        return int(text)
+    return None
 
 
-def _string(node: Node, path: str, *, optional: bool) -> str | None:
-    if node.kind == "scalar":
-        return str(node.value)
-    if node.kind == "null" and optional:
-        return None
-    raise _type_error(node, path, "a string")
+def _float(text: str, *, tagged: bool) -> float | None:
+    if text in _SPECIAL_FLOATS:
+        return _SPECIAL_FLOATS[text]
+    if (_TAGGED_FLOAT if tagged else _DECIMAL_FLOAT).fullmatch(text):
+        number = float(text)
+        return number if math.isfinite(number) else None
+    return None
+
+
+def _unexpected_scalar(node: YamlNode, expected: str) -> _DecodeError:
+    """serde_yaml's invalid-type error for a scalar, which names the scalar by its type."""
+    value, tag = node.value, node.tag
+    unexpected = _rust_string(value)
+    wrong_value: str | None = None
+    if tag == _NULL_TAG:
+        if node.explicit and value not in _NULL_WORDS:
+            wrong_value = "null"
+        else:
+            unexpected = "unit value"
+    elif tag == _BOOL_TAG:
+        if value in _BOOL_WORDS:
+            unexpected = f"boolean `{str(_BOOL_WORDS[value]).lower()}`"
+        else:
+            wrong_value = "a boolean"
+    elif tag == _INT_TAG:
+        number = _integer(value)
+        if number is not None and -(2**63) <= number < 2**64:
+            unexpected = f"integer `{number}`"
+        elif number is not None and 0 <= number < 2**128:
+            unexpected = f"integer `{number}` as u128"
+        elif number is not None and -(2**127) <= number < 0:
+            unexpected = f"integer `{number}` as i128"
+        elif node.explicit:
+            wrong_value = "an integer"
+        elif _DECIMAL_INT.fullmatch(value) and math.isfinite(float(value)):
+            # Too wide for any integer type: serde_yaml tries a float next.
+            unexpected = f"floating point `{_rust_float(float(value))}`"
+    elif tag == _FLOAT_TAG:
+        real = _float(value, tagged=node.explicit)
+        if real is not None:
+            unexpected = f"floating point `{_rust_float(real)}`"
+        elif node.explicit:
+            wrong_value = "a float"
+    if wrong_value is not None:
+        return _DecodeError(f"invalid value: {_rust_string(value)}, expected {wrong_value}")
+    return _DecodeError(f"invalid type: {unexpected}, expected {expected}")
+
+
+def _invalid_type(node: YamlNode, expected: str) -> _DecodeError:
+    if node.kind == "seq":
+        return _DecodeError(f"invalid type: sequence, expected {expected}")
+    if node.kind == "map":
+        return _DecodeError(f"invalid type: map, expected {expected}")
+    return _unexpected_scalar(node, expected)
+
+
+def _whole(node: YamlNode) -> None:
+    """Raise the parse error that cut ``node`` short, as serde_yaml does on reading past the break."""
+    if node.broken is not None:
+        raise node.broken
+
+
+def _is_empty_value(node: YamlNode) -> bool:
+    """``key:`` with nothing after it: serde_yaml reads it as an empty struct or sequence."""
+    return node.kind == "scalar" and node.plain and not node.value
+
+
+def _string_reader(expected: str) -> _Reader:
+    """A string field: any scalar is taken as written (``123``, ``~`` and ``true`` too)."""
+
+    def read(node: YamlNode, path: str) -> str:
+        if node.kind == "scalar":
+            return node.value
+        raise _invalid_type(node, expected).at(path, node)
+
+    return read
+
+
+_read_string = _string_reader("a string")
+_read_path = _string_reader("path string")
+
+
+def _optional(inner: _Reader) -> _Reader:
+    """An ``Option``: null when plain and empty or a null word, else ``inner``'s value."""
+
+    def read(node: YamlNode, path: str) -> Any:
+        if node.kind == "scalar" and node.plain and node.tag == _NULL_TAG:
+            if not node.explicit or node.value in _NULL_WORDS:
+                return None
+            # Left for the enclosing struct to place, as serde_yaml does.
+            raise _DecodeError(f"invalid value: {_rust_string(node.value)}, expected null")
+        return inner(node, path)
+
+    return read
+
+
+def _struct(name: str, fields: Mapping[str, _Reader], required: Sequence[str] = ()) -> _Reader:
+    """A struct: known keys read in document order (each at most once), others skipped."""
+
+    def read(node: YamlNode, path: str) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        try:
+            if node.kind == "map":
+                items = node.items
+            elif _is_empty_value(node):
+                items = []
+            else:
+                raise _invalid_type(node, f"struct {name}")
+            for index in range(0, len(items), 2):
+                key = items[index]
+                if key.kind != "scalar":
+                    raise _invalid_type(key, "field identifier").at(path, key)
+                if index + 1 == len(items):
+                    _whole(node)
+                value = items[index + 1]
+                reader = fields.get(key.value)
+                if reader is None:
+                    _whole(value)
+                    continue
+                if key.value in values:
+                    raise _DecodeError(f"duplicate field `{key.value}`")
+                values[key.value] = reader(value, f"{path}.{key.value}" if path else key.value)
+            _whole(node)
+            for field_name in required:
+                if field_name not in values:
+                    raise _DecodeError(f"missing field `{field_name}`")
+        except _DecodeError as exc:
+            raise exc.at(path, node) from None
+        return values
+
+    return read
+
+
+def _sequence(item: _Reader) -> _Reader:
+    def read(node: YamlNode, path: str) -> list[Any]:
+        try:
+            if node.kind == "seq":
+                items = node.items
+            elif _is_empty_value(node):
+                items = []
+            else:
+                raise _invalid_type(node, "a sequence")
+            values = [item(child, f"{path}[{index}]") for index, child in enumerate(items)]
+            _whole(node)
+        except _DecodeError as exc:
+            raise exc.at(path, node) from None
+        return values
+
+    return read
+
+
+def _decode(document: YamlDocument, reader: _Reader) -> Any:
+    value = reader(document.root, "")
+    if document.more:
+        raise YamlError("deserializing from YAML containing more than one document is not supported")
+    return value
 
 
 def sanitize_single_line(raw: str) -> str:
@@ -729,9 +593,8 @@ def parse_skill_file(path: Path, scope: SkillScope) -> Skill:
     if frontmatter is None:
         raise SkillParseError("missing YAML frontmatter delimited by ---")
     try:
-        document = parse_yaml(frontmatter)
-        name, description, short = _frontmatter_fields(document)
-    except (YamlError, _TypeError) as exc:
+        name, description, short = _frontmatter_fields(frontmatter)
+    except (YamlError, _DecodeError) as exc:
         raise SkillParseError(f"invalid YAML: {exc}") from None
     name = sanitize_single_line(name)
     description = sanitize_single_line(description)
@@ -753,23 +616,21 @@ def parse_skill_file(path: Path, scope: SkillScope) -> Skill:
     )
 
 
-def _frontmatter_fields(document: Node) -> tuple[str, str, str | None]:
-    entries = _expect_map(document, "", "SkillFrontmatter")
-    found: dict[str, str | None] = {}
-    short: str | None = None
-    for key, node in entries.items():
-        if key in ("name", "description"):
-            found[key] = _string(node, key, optional=False)
-        elif key == "metadata" and node.kind != "null":
-            for sub_key, sub in _expect_map(node, key, "SkillFrontmatterMetadata").items():
-                if sub_key == "short-description":
-                    short = _string(sub, f"{key}.{sub_key}", optional=True)
-                _check_complete(sub)
-        _check_complete(node)
-    for required in ("name", "description"):
-        if required not in found:
-            raise _TypeError(f"missing field `{required}`")
-    return str(found["name"]), str(found["description"]), short
+_FRONTMATTER = _struct(
+    "SkillFrontmatter",
+    {
+        "name": _read_string,
+        "description": _read_string,
+        "metadata": _struct("SkillFrontmatterMetadata", {"short-description": _optional(_read_string)}),
+    },
+    required=("name", "description"),
+)
+
+
+def _frontmatter_fields(frontmatter: str) -> tuple[str, str, str | None]:
+    values = _decode(parse_yaml(frontmatter), _FRONTMATTER)
+    metadata = values.get("metadata") or {}
+    return values["name"], values["description"], metadata.get("short-description")
 
 
 def _resolve_str(value: str | None, limit: int, field_name: str) -> str | None:
@@ -830,10 +691,8 @@ def load_skill_metadata(skill_path: Path) -> tuple[SkillInterface | None, list[S
         log.warning("ignoring %s: failed to read %s: %s", metadata_path, METADATA_FILENAME, exc)
         return None, None
     try:
-        document = parse_yaml(contents)
-        _check_all_complete(document)
-        interface_raw, tools_raw = _metadata_fields(document)
-    except (YamlError, _TypeError) as exc:
+        interface_raw, tools_raw = _metadata_fields(contents)
+    except (YamlError, _DecodeError) as exc:
         log.warning("ignoring %s: invalid %s: %s", metadata_path, METADATA_FILENAME, exc)
         return None, None
     interface: SkillInterface | None = None
@@ -882,35 +741,22 @@ def _resolve_tool(raw: Mapping[str, str | None]) -> SkillToolDependency | None:
     return cast(SkillToolDependency, tool)
 
 
+_INTERFACE = _struct("Interface", {
+    name: _optional(_read_path if name.startswith("icon_") else _read_string) for name in _INTERFACE_FIELDS
+})
+_DEPENDENCY_TOOL = _struct("DependencyTool", {name: _optional(_read_string) for name in _TOOL_FIELDS})
+_METADATA_FILE = _struct("SkillMetadataFile", {
+    "interface": _optional(_INTERFACE),
+    "dependencies": _optional(_struct("Dependencies", {"tools": _sequence(_DEPENDENCY_TOOL)})),
+})
+
+
 def _metadata_fields(
-    document: Node,
+    contents: str,
 ) -> tuple[dict[str, str | None] | None, list[dict[str, str | None]] | None]:
-    if document.kind == "null":
-        return None, None
-    entries = _expect_map(document, "", "SkillMetadataFile")
-    interface: dict[str, str | None] | None = None
-    tools: list[dict[str, str | None]] | None = None
-    for key, node in entries.items():
-        if key == "interface" and node.kind != "null":
-            interface = {}
-            for sub_key, sub in _expect_map(node, key, "Interface").items():
-                if sub_key in _INTERFACE_FIELDS:
-                    interface[sub_key] = _string(sub, f"{key}.{sub_key}", optional=True)
-        elif key == "dependencies" and node.kind != "null":
-            tools = []
-            for sub_key, sub in _expect_map(node, key, "Dependencies").items():
-                if sub_key != "tools":
-                    continue
-                if sub.kind != "seq":
-                    raise _type_error(sub, f"{key}.tools", "a sequence")
-                for i, item in enumerate(sub.value):
-                    path = f"{key}.tools[{i}]"
-                    tools.append({
-                        name: _string(value, f"{path}.{name}", optional=True)
-                        for name, value in _expect_map(item, path, "DependencyTool").items()
-                        if name in _TOOL_FIELDS
-                    })
-    return interface, tools
+    values = _decode(parse_yaml(contents), _METADATA_FILE)
+    dependencies = values.get("dependencies")
+    return values.get("interface"), (dependencies.get("tools") if dependencies else None)
 
 
 def skill_roots(config: Config) -> list[tuple[Path, SkillScope]]:
