@@ -22,6 +22,7 @@ from .core import events as ev
 from .core import rollout as ro
 from .core.config import Config, ConfigError
 from .core.instructions import BASE_INSTRUCTIONS, initial_context
+from .core.startup_warnings import startup_warnings
 from .core.thread_store import ThreadStore, ThreadSummary
 from .processors.projection import ProjectionState, legacy_notification, project, v2_notifications
 from .protocol.v2 import GitInfo, Thread
@@ -151,6 +152,8 @@ class LoadedThread:
     # addConversationListener subscriptions: id -> the connection that added it.
     v1_listeners: dict[str, Connection] = field(default_factory=dict)
     backlog_lock: trio.Lock = field(default_factory=trio.Lock)
+    # The warnings the thread announces once started (event id, event), until announced.
+    startup_warnings: list[tuple[str, ev.EventMsg]] = field(default_factory=list)
 
     @property
     def id(self) -> str:
@@ -347,9 +350,11 @@ class ThreadManager:
         ephemeral: bool,
         dynamic_tools: Sequence[Mapping[str, Any]] = (),
         await_listener: bool = False,
+        include_apply_patch_tool: bool | None = None,
     ) -> LoadedThread:
         """A new thread. ``await_listener``: a v1 conversation, whose events wait for
-        addConversationListener (see ``LoadedThread.listening``)."""
+        addConversationListener (see ``LoadedThread.listening``). ``include_apply_patch_tool``:
+        newConversation's field of that name, which overrides the config's features."""
         now = ro.utc_now()
         thread_id = ro.new_thread_id(now)
         base = config.base_instructions or BASE_INSTRUCTIONS
@@ -372,7 +377,7 @@ class ThreadManager:
             path = writer.path
         history = self.initial_context(config)
         recorder.record_items(history)
-        return self._build(
+        loaded = self._build(
             thread_id=thread_id,
             config=config,
             session=session,
@@ -384,6 +389,8 @@ class ThreadManager:
             dynamic_tools=dynamic_tools,
             await_listener=await_listener,
         )
+        loaded.startup_warnings = startup_warnings(config, include_apply_patch_tool=include_apply_patch_tool)
+        return loaded
 
     async def resume_thread(
         self,
@@ -393,6 +400,7 @@ class ThreadManager:
         session: ClientSession,
         *,
         await_listener: bool = False,
+        include_apply_patch_tool: bool | None = None,
     ) -> tuple[LoadedThread, list[Any]]:
         rollout = await ro.aread_rollout(path)
         context = self.initial_context(config)
@@ -416,6 +424,9 @@ class ThreadManager:
         )
         stored = summary.to_thread()
         loaded.source, loaded.git_info = stored["source"], stored["gitInfo"]
+        loaded.startup_warnings = startup_warnings(
+            config, include_apply_patch_tool=include_apply_patch_tool, resumed=rollout
+        )
         return loaded, turns
 
     async def fork_thread(
@@ -426,6 +437,7 @@ class ThreadManager:
         session: ClientSession,
         *,
         await_listener: bool = False,
+        include_apply_patch_tool: bool | None = None,
     ) -> tuple[LoadedThread, list[Any]]:
         parent = await ro.aread_rollout(path)
         now = ro.utc_now()
@@ -458,7 +470,17 @@ class ThreadManager:
             preview=summary.preview,
             await_listener=await_listener,
         )
+        loaded.startup_warnings = startup_warnings(config, include_apply_patch_tool=include_apply_patch_tool)
         return loaded, ro.reconstruct_turns(parent)
+
+    async def announce_startup(self, loaded: LoadedThread, *, startup_complete: bool = True) -> None:
+        """Emits what a thread says once it is up: its startup warnings, then mcp_startup_complete
+        (unless ``startup_complete`` is off). A v1 conversation keeps them for its first listener."""
+        pending, loaded.startup_warnings = loaded.startup_warnings, []
+        for event_id, msg in pending:
+            await loaded.thread.emit(event_id, msg)
+        if startup_complete:
+            await loaded.thread.emit("", ev.mcp_startup_complete())
 
     def unload(self, thread_id: str) -> None:
         loaded = self.threads.pop(thread_id, None)

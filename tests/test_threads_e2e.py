@@ -349,8 +349,10 @@ async def test_resume_after_restart_and_after_a_kill(tmp_path: Path) -> None:
                                                                  "text": "First answer."}  # fmt: skip
             assert list(resumed) == ["thread", "model", "modelProvider", "cwd", "approvalPolicy", "sandbox",
                                      "reasoningEffort"]  # fmt: skip
-            # No thread/started for a resumed thread; turn ids start again at "0".
-            assert before == [] and await server.quiet(0.2) == []
+            # No thread/started for a resumed thread, only (like the reference) its MCP start-up
+            # report before the answer; turn ids start again at "0".
+            assert [m["method"] for m in before] == ["codex/event/mcp_startup_complete"]
+            assert await server.quiet(0.2) == []
             running = await server.start_turn(thread_id, "and this")
             seen = await server.until(is_reply(running))
             assert seen[-1]["result"]["turn"]["id"] == "0"

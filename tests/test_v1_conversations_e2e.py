@@ -141,9 +141,6 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d[-:]\d\d[-:]\d\d(\.\d+)?Z?")
 # Notifications whose position the reference leaves to chance (telemetry, see reference-notes.md).
 _RACY = frozenset({"account/rateLimits/updated", "thread/tokenUsage/updated", "codex/event/token_count"})
-# Legacy events the reference emits and codex-trio's core does not (yet), for v2 threads as much as
-# for v1 conversations: the feature-flag and model-change warnings.
-_CORE_GAPS = frozenset({"codex/event/warning"})
 
 
 def _normalized(text: str, paths: Sequence[str]) -> str:
@@ -162,7 +159,7 @@ def skeleton(messages: Sequence[Message], paths: Sequence[str] = ()) -> list[str
         method = m.get("method")
         if sent:
             out.append(f">> {method}" if method else ">> answer " + json.dumps(m.get("result")))
-        elif method in _RACY or method in _CORE_GAPS:
+        elif method in _RACY:
             continue
         elif method and "id" in m:
             out.append(f"request {method} " + ",".join(m["params"]))

@@ -181,3 +181,7 @@ def exec_command_output_delta(call_id: str, stream: str, data: bytes) -> EventMs
         "stream": stream,
         "chunk": Base64Chunk.of(data),
     }
+
+
+def warning(message: str) -> EventMsg:
+    return {"type": "warning", "message": message}

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 import trio
 
-from ..core import events as ev
 from ..core import rollout as ro
 from ..core.thread_store import RolloutReadError, ThreadStoreError, ThreadSummary
 from ..protocol.v1 import (
@@ -93,6 +92,10 @@ def v2_sandbox_policy(policy: dict[str, Any]) -> dict[str, Any]:
             "excludeSlashTmp": bool(policy["exclude_slash_tmp"]),
         }
     return {"type": "dangerFullAccess"}
+
+
+def _include_apply_patch_tool(overrides: NewConversationParams | None) -> bool | None:
+    return overrides.get("includeApplyPatchTool") if overrides is not None else None
 
 
 def _effort(effort: str | None) -> ReasoningEffort | None:
@@ -201,9 +204,15 @@ class ConversationsProcessor:
 
     async def new(self, ctx: RequestContext, params: NewConversationParams) -> NewConversationResponse:
         config = self._config(params)
-        loaded = self.manager.start_thread(config, ctx.session, ephemeral=False, await_listener=True)
+        loaded = self.manager.start_thread(
+            config,
+            ctx.session,
+            ephemeral=False,
+            await_listener=True,
+            include_apply_patch_tool=params.get("includeApplyPatchTool"),
+        )
         # Held for the first listener, like everything the conversation emits before one.
-        await loaded.thread.emit("", ev.mcp_startup_complete())
+        await self.manager.announce_startup(loaded)
         assert loaded.path is not None
         return {
             "conversationId": loaded.id,
@@ -280,9 +289,14 @@ class ConversationsProcessor:
         if loaded is None:
             config = self._config(params["overrides"], cwd=summary.cwd)
             loaded, _ = await self.manager.resume_thread(
-                path, summary, config, ctx.session, await_listener=True
+                path,
+                summary,
+                config,
+                ctx.session,
+                await_listener=True,
+                include_apply_patch_tool=_include_apply_patch_tool(params["overrides"]),
             )
-            await loaded.thread.emit("", ev.mcp_startup_complete())
+            await self.manager.announce_startup(loaded)
         return await self._configured(ctx, loaded, events)
 
     async def fork(self, ctx: RequestContext, params: ForkConversationParams) -> ResumedConversationResponse:
@@ -295,8 +309,15 @@ class ConversationsProcessor:
         summary = await self._rollout_summary(path)
         events = await self._stored_events(path)
         config = self._config(params["overrides"], cwd=summary.cwd)
-        forked, _ = await self.manager.fork_thread(path, summary, config, ctx.session, await_listener=True)
-        await forked.thread.emit("", ev.mcp_startup_complete())
+        forked, _ = await self.manager.fork_thread(
+            path,
+            summary,
+            config,
+            ctx.session,
+            await_listener=True,
+            include_apply_patch_tool=_include_apply_patch_tool(params["overrides"]),
+        )
+        await self.manager.announce_startup(forked)
         return await self._configured(ctx, forked, events)
 
     async def archive(self, ctx: RequestContext, params: ArchiveConversationParams) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import trio
 from ..core import events as ev
 from ..core.rollout import parse_uuid
 from ..core.thread_store import ThreadStoreError
-from ..processors.projection import project
 from ..protocol.v2 import (
     ThreadForkParams,
     ThreadIdParams,
@@ -100,7 +99,7 @@ class ThreadsProcessor:
 
         async def announce() -> None:
             await self.manager.broadcast(loaded, [("thread/started", {"thread": loaded.to_thread()})])
-            await self.manager.broadcast(loaded, project(loaded.projection, "", ev.mcp_startup_complete()))
+            await self.manager.announce_startup(loaded)
 
         return Reply(response, after=announce)
 
@@ -133,6 +132,8 @@ class ThreadsProcessor:
         config = self.manager.derive_config({**params, "cwd": params["cwd"] or summary.cwd})
         loaded, turns = await self.manager.resume_thread(path, summary, config, ctx.session)
         self.manager.subscribe(loaded, ctx.conn)
+        # The reference's resumed thread warns before the answer.
+        await self.manager.announce_startup(loaded)
         return self._response(loaded, turns)
 
     async def fork(self, ctx: RequestContext, params: ThreadForkParams) -> Reply:
@@ -147,6 +148,8 @@ class ThreadsProcessor:
         config = self.manager.derive_config({**params, "cwd": params["cwd"] or summary.cwd})
         forked, turns = await self.manager.fork_thread(path, summary, config, ctx.session)
         self.manager.subscribe(forked, ctx.conn)
+        # Like a resumed thread, the fork warns before the answer (and thread/started).
+        await self.manager.announce_startup(forked)
         response = self._response(forked, turns)
 
         async def announce() -> None:

@@ -1,0 +1,293 @@
+"""The warnings a thread announces when it starts, compared with the reference (Codex CLI 0.94.0).
+
+- "Under-development features enabled: ..." for every new, resumed or forked thread (v2 and v1) whose
+  config turns on a feature the reference ships as under development;
+- "This session was recorded with model ..." for a thread resumed (not forked) with another model
+  than the one its rollout last ran a turn with.
+
+Both are legacy ``codex/event/warning`` events only (the 0.94.0 protocol has no v2 notification for
+them). The reference's outcomes are in tests/fixtures/warnings/ (see the README there): one per config
+variation, and whole transcripts of the v2 and v1 start paths.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from e2e_util import WAIT, capture, is_method, is_reply, write_config
+from schema_check import ProtocolValidator
+
+from codex_trio.core.config import load_config, parse_cli_overrides
+from codex_trio.core.rollout import Rollout
+from codex_trio.core.startup_warnings import model_mismatch_warning, unstable_features_warning
+from codex_trio.testing import mock_responses as mr
+from codex_trio.testing.harness import NoMessage, StdioServer, open_server
+
+FIXTURES = Path(__file__).parent / "fixtures" / "warnings"
+FEATURES = "[features]\nsqlite = true\napply_patch_freeform = true\n"
+NEVER = {"approvalPolicy": "never", "sandbox": "danger-full-access"}
+Message = dict[str, Any]
+
+# The requests that start (or announce) a thread, whose answers and announcements are compared.
+START_METHODS = frozenset(
+    {
+        "thread/start",
+        "thread/resume",
+        "thread/fork",
+        "newConversation",
+        "resumeConversation",
+        "forkConversation",
+        "addConversationListener",
+    }
+)
+ANNOUNCEMENTS = frozenset(
+    {"thread/started", "sessionConfigured", "codex/event/warning", "codex/event/mcp_startup_complete"}
+)
+
+
+# --- the config rules, case by case ---------------------------------------------------------------
+
+CASES: dict[str, dict[str, Any]] = json.loads((FIXTURES / "feature_cases.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_feature_warning_is_the_references_for_each_config(name: str, tmp_path: Path) -> None:
+    case = CASES[name]
+    codex_home = tmp_path / "codex_home"
+    codex_home.mkdir()
+    (codex_home / "config.toml").write_text(case["config"], encoding="utf-8")
+    config = load_config(
+        codex_home,
+        cli_overrides=parse_cli_overrides(case["cli"]),
+        cwd=tmp_path,
+        env={"HOME": str(tmp_path), "CODEX_HOME": str(codex_home)},
+        system_config_path=None,
+        requirements_path=None,
+    )
+    v1 = case["newConversation"]
+    if v1 is None:
+        config = config.derive(case["thread_config"])
+        include_apply_patch_tool = None
+    else:
+        # As newConversation passes them (see processors/conversations.py).
+        keys = {"profile": v1.get("profile"), "include_apply_patch_tool": v1.get("includeApplyPatchTool")}
+        config = config.derive({key: value for key, value in keys.items() if value is not None})
+        include_apply_patch_tool = v1.get("includeApplyPatchTool")
+    text = unstable_features_warning(config, include_apply_patch_tool=include_apply_patch_tool)
+    expected = case["warning"]
+    if expected is not None:
+        expected = expected.replace("<codex_home>", str(codex_home))
+    assert text == expected
+
+
+def _rollout(*lines: Message) -> Rollout:
+    return Rollout(path=Path("rollout.jsonl"), lines=list(lines))  # type: ignore[arg-type]
+
+
+def test_model_warning_compares_the_last_recorded_turn_model() -> None:
+    meta = {"type": "session_meta", "payload": {"id": "t"}}
+
+    def context(model: str) -> Message:
+        return {"type": "turn_context", "payload": {"model": model, "cwd": "/"}}
+
+    rolled_back = {"type": "event_msg", "payload": {"type": "thread_rolled_back", "num_turns": 1}}
+    # Like the reference: no turn yet, no warning; the last turn's model counts, even rolled back.
+    assert model_mismatch_warning(_rollout(meta), "other-model") is None
+    assert model_mismatch_warning(_rollout(meta, context("a"), context("b")), "b") is None
+    assert model_mismatch_warning(_rollout(meta, context("b"), context("a"), rolled_back), "a") is None
+    assert model_mismatch_warning(_rollout(meta, context("mock-model")), "other-model") == (
+        "This session was recorded with model `mock-model` but is resuming with `other-model`. "
+        "Consider switching back to `mock-model` as it may affect Codex performance."
+    )
+
+
+# --- the start paths end to end -------------------------------------------------------------------
+
+
+@dataclass
+class Client:
+    """A client session that keeps the transcript: what it sent and everything the server wrote."""
+
+    server: StdioServer
+    transcript: list[Message] = field(default_factory=list)
+
+    async def send(self, method: str, params: Any) -> Any:
+        request_id = await self.server.request(method, params)
+        self.transcript.append({"dir": "C", "msg": {"id": request_id, "method": method, "params": params}})
+        return request_id
+
+    async def until(self, pred: Any, timeout: float = WAIT) -> list[Message]:
+        seen: list[Message] = []
+        with trio.move_on_after(timeout):
+            while True:
+                msg = await self.server.receive(timeout=timeout)
+                seen.append(msg)
+                self.transcript.append({"dir": "S", "msg": msg})
+                if pred(msg):
+                    return seen
+        raise NoMessage(f"nothing matched within {timeout:g}s; got {seen}")
+
+    async def quiet(self, duration: float = 0.3) -> None:
+        with trio.move_on_after(duration):
+            while True:
+                self.transcript.append({"dir": "S", "msg": await self.server.receive(timeout=duration + 1)})
+
+    async def result(self, method: str, params: Any) -> Any:
+        reply = (await self.until(is_reply(await self.send(method, params))))[-1]
+        assert "result" in reply, f"{method} failed: {reply}"
+        return reply["result"]
+
+
+@asynccontextmanager
+async def client(
+    mock: mr.MockResponses, codex_home: Path, transcript: list[Message]
+) -> AsyncIterator[Client]:
+    """codex-trio for ``mock`` with the two features on; its messages join ``transcript``."""
+    write_config(codex_home, mock.base_url)
+    with (codex_home / "config.toml").open("a", encoding="utf-8") as f:
+        f.write("\n" + FEATURES)
+    async with open_server(
+        codex_home=codex_home, base_url=mock.base_url, validator=ProtocolValidator(), env={"TZ": "UTC"}
+    ) as server:
+        await server.initialize(name="harness")
+        yield Client(server, transcript)
+
+
+def announcements(transcript: Sequence[Message], codex_home: str) -> list[tuple[str, list[Any]]]:
+    """Per thread-starting request: its answer and the announcements up to the next request, in order;
+    a warning as (id, text, whether it names the thread the request started or resumed)."""
+    sections: list[tuple[str, Message, list[Message]]] = []
+    for entry in transcript:
+        m = entry["msg"]
+        if entry["dir"] == "C":
+            sections.append((str(m.get("method")), m.get("params") or {}, []))
+        elif sections:
+            sections[-1][2].append(m)
+    out: list[tuple[str, list[Any]]] = []
+    for method, params, messages in sections:
+        if method not in START_METHODS:
+            continue
+        results = [m["result"] for m in messages if "result" in m and "method" not in m]
+        result = results[0] if results else {}
+        subject = (
+            result.get("conversationId")
+            or (result.get("thread") or {}).get("id")
+            or params.get("conversationId")
+        )
+        section: list[Any] = []
+        for m in messages:
+            note = m.get("method")
+            if note is None:
+                section.append("result" if "result" in m else "error")
+            elif note == "codex/event/warning":
+                warning = m["params"]
+                text = warning["msg"]["message"].replace(codex_home, "<codex_home>")
+                section.append((warning["id"], text, warning["conversationId"] == subject))
+            elif note in ANNOUNCEMENTS:
+                section.append(note)
+        out.append((method, section))
+    return out
+
+
+def reference(name: str) -> list[Message]:
+    lines = (FIXTURES / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def warnings_only(sections: list[tuple[str, list[Any]]]) -> list[tuple[str, list[Any]]]:
+    return [(method, [e for e in section if isinstance(e, tuple)]) for method, section in sections]
+
+
+async def test_v2_start_resume_and_fork_warn_like_the_reference(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    work.mkdir()
+    transcript: list[Message] = []
+    async with mr.open_mock_responses(mr.text("Hello.")) as mock:
+        async with client(mock, home, transcript) as c:
+            thread_id = (await c.result("thread/start", {"cwd": str(work), **NEVER}))["thread"]["id"]
+            await c.until(is_method("codex/event/mcp_startup_complete"))
+            turn = {"threadId": thread_id, "input": [{"type": "text", "text": "hi", "text_elements": []}]}
+            await c.result("turn/start", turn)
+            await c.until(is_method("turn/completed"))
+            quiet = {"cwd": str(work), **NEVER, "config": {"suppress_unstable_features_warning": True}}
+            await c.result("thread/start", quiet)
+            await c.until(is_method("codex/event/mcp_startup_complete"))
+            await c.quiet()
+        async with client(mock, home, transcript) as c:
+            await c.result("thread/resume", {"threadId": thread_id, "model": "other-model"})
+            await c.quiet()
+            await c.result("thread/fork", {"threadId": thread_id, "model": "third-model"})
+            await c.until(is_method("thread/started"))
+            await c.quiet()
+
+    ours = announcements(transcript, str(home.resolve()))
+    theirs = announcements(reference("v2_start_resume_fork"), "<dir>/codex_home")
+    # The reference lets its events race its answers; which warnings each start sends is not left to
+    # chance.
+    assert warnings_only(ours) == warnings_only(theirs)
+    feature = (
+        "",
+        "Under-development features enabled: apply_patch_freeform, sqlite. Under-development features are"
+        " incomplete and may behave unpredictably. To suppress this warning, set"
+        " `suppress_unstable_features_warning = true` in <codex_home>/config.toml.",
+        True,
+    )
+    model = (
+        "auto-compact-0",
+        "This session was recorded with model `mock-model` but is resuming with `other-model`. Consider"
+        " switching back to `mock-model` as it may affect Codex performance.",
+        True,
+    )
+    # In the order the reference sends them most of the time (and always for thread/start, as in its
+    # capture approvals_turn.jsonl): after thread/started, before mcp_startup_complete; a resumed or
+    # forked thread's (and its mcp_startup_complete) before the answer.
+    assert ours == [
+        ("thread/start", ["result", "thread/started", feature, "codex/event/mcp_startup_complete"]),
+        ("thread/start", ["result", "thread/started", "codex/event/mcp_startup_complete"]),
+        ("thread/resume", [feature, model, "codex/event/mcp_startup_complete", "result"]),
+        ("thread/fork", [feature, "codex/event/mcp_startup_complete", "result", "thread/started"]),
+    ]
+    captured = [m.get("method", "result") for m in capture("approvals_turn.jsonl")[1:5]]
+    assert captured == ["result", "thread/started", "codex/event/warning", "codex/event/mcp_startup_complete"]
+
+
+async def test_v1_new_resume_and_fork_warn_like_the_reference(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    work.mkdir()
+    transcript: list[Message] = []
+    async with mr.open_mock_responses(mr.text("Hello.")) as mock:
+        async with client(mock, home, transcript) as c:
+            new = {"cwd": str(work), "approvalPolicy": "never", "includeApplyPatchTool": False}
+            started = await c.result("newConversation", new)
+            cid = started["conversationId"]
+            await c.result("addConversationListener", {"conversationId": cid})
+            await c.until(is_method("codex/event/mcp_startup_complete"))
+            message = {"conversationId": cid, "items": [{"type": "text", "data": {"text": "hi"}}]}
+            await c.result("sendUserMessage", message)
+            await c.until(is_method("codex/event/task_complete"))
+            await c.quiet()
+        async with client(mock, home, transcript) as c:
+            resume = {"path": started["rolloutPath"], "overrides": {"model": "other-model"}}
+            await c.result("resumeConversation", resume)
+            await c.result("addConversationListener", {"conversationId": cid})
+            await c.until(is_method("codex/event/mcp_startup_complete"))
+            fork = {"conversationId": cid, "overrides": {"model": "other-model"}}
+            forked = await c.result("forkConversation", fork)
+            await c.result("addConversationListener", {"conversationId": forked["conversationId"]})
+            await c.until(is_method("codex/event/mcp_startup_complete"))
+            await c.quiet()
+
+    ours = announcements(transcript, str(home.resolve()))
+    assert ours == announcements(reference("v1_new_resume_fork"), "<dir>/codex_home")
+    # newConversation's includeApplyPatchTool:false turned the feature off: only sqlite is named.
+    first_listener = ours[1][1]
+    assert first_listener[1][1].startswith("Under-development features enabled: sqlite. ")
