@@ -22,6 +22,7 @@ from .processors.conversations import ConversationsProcessor
 from .processors.initialize import InitializeProcessor
 from .processors.threads import ThreadsProcessor
 from .processors.turns import TurnsProcessor
+from .processors.utilities import UtilitiesProcessor
 from .router import Method, Router
 from .rpc.messages import Notification, Request
 from .rpc.session import Connection, Deferred, Limits, Reply
@@ -58,6 +59,7 @@ class AppServer:
             CommandProcessor(self),
             ConfigProcessor(self),
             ConversationsProcessor(self),
+            UtilitiesProcessor(self),
         ]
         methods: list[Method] = []
         for processor in self.processors:

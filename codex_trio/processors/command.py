@@ -1,5 +1,9 @@
-"""``command/exec``: one command run for the client, outside any thread, under the server's sandbox
-unless the request names another policy."""
+"""One command run for the client, outside any thread, under the server's sandbox unless the request
+names another policy: v2 ``command/exec`` and its v1 twin ``execOneOffCommand``.
+
+Both take the same request (the v1 one spells its sandbox policy the legacy way: kebab-case types,
+snake_case fields) and give the same answers and error texts, so they share one implementation.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from ..protocol.utilities import ExecOneOffCommandParams, ExecOneOffCommandResponse
 from ..protocol.v2 import SandboxPolicy
 from ..router import Method, RequestContext
-from ..rpc.errors import INTERNAL_ERROR, RpcError
+from ..rpc.errors import INTERNAL_ERROR, RpcError, invalid_params
 from ..thread_manager import sandbox_policy_v2
 
 if TYPE_CHECKING:
@@ -29,6 +34,29 @@ class CommandExecResponse(TypedDict):
     stderr: str
 
 
+def policy_from_v1(policy: Any) -> dict[str, Any]:
+    """A v1 sandbox policy in its v2 spelling (writable roots must be absolute, as the reference's
+    ``AbsolutePathBuf`` requires; they are normalized like it does)."""
+    kind = policy["type"]
+    if kind == "danger-full-access":
+        return {"type": "dangerFullAccess"}
+    if kind == "read-only":
+        return {"type": "readOnly"}
+    if kind == "external-sandbox":
+        return {"type": "externalSandbox", "networkAccess": policy.get("network_access") or "restricted"}
+    roots = policy.get("writable_roots") or []
+    for root in roots:
+        if not os.path.isabs(root):
+            raise invalid_params("AbsolutePathBuf deserialized without a base path")
+    return {
+        "type": "workspaceWrite",
+        "writableRoots": [os.path.normpath(r) for r in roots],
+        "networkAccess": bool(policy.get("network_access")),
+        "excludeTmpdirEnvVar": bool(policy.get("exclude_tmpdir_env_var")),
+        "excludeSlashTmp": bool(policy.get("exclude_slash_tmp")),
+    }
+
+
 def _exec_failed(reason: str) -> RpcError:
     # The reference reports every failure to run the command as an internal error.
     return RpcError(f"exec failed: {reason}", code=INTERNAL_ERROR)
@@ -39,36 +67,55 @@ class CommandProcessor:
         self.app = app
 
     def methods(self) -> list[Method]:
-        return [Method("command/exec", CommandExecParams, self.exec)]
+        return [
+            Method("command/exec", CommandExecParams, self.exec),
+            Method("execOneOffCommand", ExecOneOffCommandParams, self.exec_one_off),
+        ]
 
     async def exec(self, ctx: RequestContext, params: CommandExecParams) -> CommandExecResponse:
+        timeout_ms = params["timeoutMs"]
+        # A negative timeout means the default, as for the reference (it does not fit its u64).
+        return await self.run(
+            params["command"],
+            cwd=params["cwd"],
+            policy=params["sandboxPolicy"],
+            timeout_ms=timeout_ms if timeout_ms is not None and timeout_ms >= 0 else None,
+        )
+
+    async def exec_one_off(
+        self, ctx: RequestContext, params: ExecOneOffCommandParams
+    ) -> ExecOneOffCommandResponse:
+        v1_policy: Any = params["sandboxPolicy"]
+        return await self.run(
+            params["command"],
+            cwd=params["cwd"],
+            policy=policy_from_v1(v1_policy) if v1_policy is not None else None,
+            timeout_ms=params["timeoutMs"],
+        )
+
+    async def run(
+        self, command: list[str], *, cwd: str | None, policy: Any, timeout_ms: int | None
+    ) -> CommandExecResponse:
+        """Run ``command`` in ``cwd`` (relative to the server's directory) under ``policy`` (a v2 sandbox
+        policy; None for the configured one) and return what it printed."""
         from ..core.exec import ExecError, ExecRequest, exec_env, run_exec
         from ..core.sandbox import SandboxError, network_env, sandbox_spec
 
-        if not params["command"]:
+        if not command:
             raise RpcError("command must not be empty")
         config = self.app.config
         # Without a usable config.toml, the reference's defaults: the server's cwd, read-only.
         base_cwd = config.cwd if config is not None else Path(os.getcwd())
-        cwd = base_cwd / params["cwd"] if params["cwd"] else base_cwd
-        policy: Any = params["sandboxPolicy"]
+        run_cwd = base_cwd / cwd if cwd else base_cwd
         if policy is None:
             policy = sandbox_policy_v2(config) if config is not None else {"type": "readOnly"}
         env = exec_env(self.app.env, config.shell_environment_policy if config is not None else None)
         env.update(network_env(policy))
         try:
-            spec = sandbox_spec(policy, cwd, env)
+            spec = sandbox_spec(policy, run_cwd, env)
         except SandboxError as exc:
             raise _exec_failed(str(exc)) from None
-        timeout_ms = params["timeoutMs"]
-        # A negative timeout means the default, as for the reference (it does not fit its u64).
-        request = ExecRequest(
-            argv=params["command"],
-            cwd=cwd,
-            timeout_ms=timeout_ms if timeout_ms is not None and timeout_ms >= 0 else None,
-            env=env,
-            sandbox=spec,
-        )
+        request = ExecRequest(argv=command, cwd=run_cwd, timeout_ms=timeout_ms, env=env, sandbox=spec)
         try:
             result = await run_exec(request)
         except ExecError as exc:
