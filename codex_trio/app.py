@@ -9,11 +9,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import trio
 
-from .core.config import Config, ConfigError, find_codex_home, load_config, parse_cli_overrides
+from .core.config import (
+    SYSTEM_REQUIREMENTS_TOML,
+    Config,
+    ConfigError,
+    find_codex_home,
+    load_config,
+    parse_cli_overrides,
+)
 from .processors.accounts import AccountsProcessor
 from .processors.catalog import CatalogProcessor
 from .processors.command import CommandProcessor
@@ -36,6 +44,9 @@ class ServerOptions:
     env: Mapping[str, str]
     cli_overrides: list[str] = field(default_factory=list)
     limits: Limits = field(default_factory=Limits)
+    # The administrator's requirements; in-process tests point it elsewhere (no env var: that would
+    # let anyone who can set the environment lift the constraints).
+    requirements_path: Path | None = SYSTEM_REQUIREMENTS_TOML
     # Turns outlive the connection that started them (websocket); on stdio they end with it.
     turns_outlive_connection: bool = False
 
@@ -74,6 +85,7 @@ class AppServer:
                 self.codex_home,
                 cli_overrides=parse_cli_overrides(self.options.cli_overrides),
                 env=self.options.env,
+                requirements_path=self.options.requirements_path,
             )
         except ConfigError as exc:
             # Like the reference: the server still starts, and thread/start reports the problem.

@@ -20,7 +20,7 @@ import trio
 from . import REFERENCE_VERSION
 from .core import events as ev
 from .core import rollout as ro
-from .core.config import Config, ConfigError
+from .core.config import Config, ConfigError, RequirementsViolation
 from .core.instructions import BASE_INSTRUCTIONS, initial_context
 from .core.startup_warnings import startup_warnings
 from .core.thread_store import ThreadStore, ThreadSummary
@@ -231,11 +231,15 @@ class ThreadManager:
     # ---- config ----------------------------------------------------------------------------
 
     def derive_config(self, params: Mapping[str, Any]) -> Config:
-        if self.base_config is None:
+        base = self.base_config
+        if base is None and isinstance(self.config_error, RequirementsViolation):
+            # Only the files' own choice is forbidden: overrides may still make an allowed config.
+            base = self.config_error.unconstrained
+        if base is None:
             raise RpcError(f"error deriving config: {self.config_error}")
         cwd = params.get("cwd")
         try:
-            return self.base_config.derive(
+            return base.derive(
                 params.get("config") or {},
                 model=params.get("model"),
                 model_provider=params.get("modelProvider"),

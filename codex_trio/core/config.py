@@ -50,6 +50,8 @@ KeyPath = tuple["str | int", ...]
 
 CONFIG_TOML_FILE = "config.toml"
 SYSTEM_CONFIG_TOML = Path("/etc/codex/config.toml")
+# What an administrator allows (allowed approval policies, sandbox modes...): see ConfigRequirements.
+SYSTEM_REQUIREMENTS_TOML = Path("/etc/codex/requirements.toml")
 
 # The default model preset of 0.94.0 (models_manager presets; `model/list` marks it isDefault, and
 # thread/start answers with it when no model is configured).
@@ -126,6 +128,21 @@ class ConfigError(Exception):
             start = self.range.start
             return f"{self.file}:{start.line}:{start.column}: {self.message}"
         return self.keyed_message()
+
+
+class RequirementsViolation(ConfigError):
+    """The approval policy or sandbox mode a configuration resolves to is one the administrator's
+    requirements forbid.
+
+    The files themselves are fine: ``unconstrained`` is the configuration they describe, from which
+    per-thread overrides can still derive an allowed one (the reference resolves every thread/start
+    anew, so ``thread/start {"approvalPolicy": "never"}`` works while config.toml's own choice does
+    not).
+    """
+
+    def __init__(self, message: str, unconstrained: Config) -> None:
+        super().__init__(message)
+        self.unconstrained = unconstrained
 
 
 class _ValueError(Exception):
@@ -1035,12 +1052,16 @@ def load_config_layers(
     cwd: Path | None = None,
     env: Mapping[str, str],
     system_config_path: Path | None = SYSTEM_CONFIG_TOML,
+    requirements_path: Path | None = SYSTEM_REQUIREMENTS_TOML,
 ) -> tuple[ConfigLayer, ...]:
     """Read the layer stack, lowest precedence first. Project layers only when ``cwd`` is given.
 
     Raises ConfigError for unreadable or malformed TOML, and for invalid values in the layers
-    that decide project trust.
+    that decide project trust. The requirements file is read first and must be valid too: the
+    reference loads it with the layers, so a broken one fails everything that reads them.
     """
+    if requirements_path is not None:
+        load_requirements(requirements_path)
     home = _home_dir(env)
     base: list[ConfigLayer] = []
     if system_config_path is not None:
@@ -1185,6 +1206,7 @@ class _LoadInputs(NamedTuple):
     codex_home: Path
     env: Mapping[str, str]
     system_config_path: Path | None
+    requirements_path: Path | None
     cli_overrides: tuple[tuple[str, object], ...]
     profile: str | None
     overrides: ThreadOverrides
@@ -1235,6 +1257,9 @@ class Config:
     # Lowest precedence first.
     layers: tuple[ConfigLayer, ...] = field(repr=False)
     _inputs: _LoadInputs = field(repr=False, compare=False)
+    # The administrator's requirements this configuration was checked against (None: no file). A
+    # thread keeps them: its later per-turn overrides must satisfy them too.
+    requirements: ConfigRequirements | None = field(default=None, repr=False)
 
     @property
     def user_layer(self) -> ConfigLayer:
@@ -1279,6 +1304,7 @@ class Config:
             codex_home=self._inputs.codex_home,
             env=self._inputs.env,
             system_config_path=self._inputs.system_config_path,
+            requirements_path=self._inputs.requirements_path,
             cli_overrides=(*self._inputs.cli_overrides, *items),
             profile=self._inputs.profile,
             overrides=typed,
@@ -1297,11 +1323,16 @@ def load_config(
     env: Mapping[str, str],
     overrides: ThreadOverrides | None = None,
     system_config_path: Path | None = SYSTEM_CONFIG_TOML,
+    requirements_path: Path | None = SYSTEM_REQUIREMENTS_TOML,
 ) -> Config:
     """Load the effective configuration for ``cwd`` (default: the process's working directory).
 
     ``cli_overrides`` come from parse_cli_overrides(); ``profile`` is ``--profile`` and beats the
     file's ``profile``; ``overrides`` are typed overrides that beat everything.
+
+    ``requirements_path`` is the administrator's requirements file (None: none). A configuration
+    whose approval policy or sandbox mode it forbids raises RequirementsViolation; as in the
+    reference (0.94.0) that holds for defaults too: nothing falls back to an allowed value.
     """
     typed = overrides if overrides is not None else ThreadOverrides()
     effective_cwd = typed.cwd if typed.cwd is not None else cwd
@@ -1313,6 +1344,7 @@ def load_config(
         codex_home=codex_home,
         env=dict(env),
         system_config_path=system_config_path,
+        requirements_path=requirements_path,
         cli_overrides=tuple(cli_overrides),
         profile=profile,
         overrides=typed,
@@ -1373,6 +1405,11 @@ def _build(inputs: _LoadInputs, base_layers: tuple[ConfigLayer, ...] | None) -> 
     _check_typed(typed.approval_policy, _APPROVAL, "approval_policy")
     _check_typed(typed.sandbox_mode, _SANDBOX, "sandbox_mode")
     _check_typed(typed.personality, _PERSONALITY, "personality")
+    # Read anew for every derived config too: the reference picks up an administrator's change at
+    # the next thread/start.
+    requirements = (
+        load_requirements(inputs.requirements_path) if inputs.requirements_path is not None else None
+    )
 
     if base_layers is None:
         layers = load_config_layers(
@@ -1381,6 +1418,7 @@ def _build(inputs: _LoadInputs, base_layers: tuple[ConfigLayer, ...] | None) -> 
             cwd=inputs.cwd,
             env=env,
             system_config_path=inputs.system_config_path,
+            requirements_path=None,
         )
     else:
         session = _session_layer(inputs.cli_overrides, inputs.cwd, home)
@@ -1471,7 +1509,7 @@ def _build(inputs: _LoadInputs, base_layers: tuple[ConfigLayer, ...] | None) -> 
             web_search = "live"
 
     refresh_timeout = raw.get("chatgpt_auth_refresh_timeout_ms")
-    return Config(
+    config = Config(
         codex_home=inputs.codex_home,
         cwd=cwd,
         model=typed.model or pick("model") or DEFAULT_MODEL,
@@ -1511,13 +1549,20 @@ def _build(inputs: _LoadInputs, base_layers: tuple[ConfigLayer, ...] | None) -> 
         raw=raw,
         layers=tuple(layers),
         _inputs=inputs,
+        requirements=requirements,
     )
+    if requirements is not None:
+        # Last, as in the reference: a missing provider or instructions file is reported first.
+        violation = requirements.violation(
+            approval_policy=config.approval_policy, sandbox_mode=config.sandbox_mode
+        )
+        if violation is not None:
+            raise RequirementsViolation(violation, config)
+    return config
 
 
 # ---------------------------------------------------------------------------------------------
 # The config API (config/read, config/value/write, configRequirements/read)
-
-SYSTEM_REQUIREMENTS_TOML = Path("/etc/codex/requirements.toml")
 
 # A value the reference checks as a TOML value (not as file text) words an enum of the wrong type
 # differently, and cannot resolve a relative path: there is no file to resolve it against.
@@ -1646,6 +1691,25 @@ _SANDBOX_REQUIREMENT_NAMES = {
     "danger-full-access": "DangerFullAccess",
     "external-sandbox": "ExternalSandbox",
 }
+# How the reference names approval policies in its requirement errors (its enum's variant names).
+_APPROVAL_REQUIREMENT_NAMES = {
+    "untrusted": "UnlessTrusted",
+    "on-failure": "OnFailure",
+    "on-request": "OnRequest",
+    "never": "Never",
+}
+# A v2 SandboxPolicy's `type` -> the sandbox mode requirements speak of.
+_SANDBOX_POLICY_MODES = {
+    "readOnly": "read-only",
+    "workspaceWrite": "workspace-write",
+    "dangerFullAccess": "danger-full-access",
+    "externalSandbox": "external-sandbox",
+}
+
+
+def sandbox_mode_of_policy(policy: Mapping[str, Any]) -> str:
+    """The sandbox mode (``read-only``, ..., ``external-sandbox``) of a v2 SandboxPolicy."""
+    return _SANDBOX_POLICY_MODES[policy["type"]]
 
 _MCP_IDENTITY = _struct("McpServerRequirement", {"identity": _any}, required=("identity",))
 _REQUIREMENTS = _struct(
@@ -1682,9 +1746,39 @@ class ConfigRequirements:
     enforce_residency: str | None = None
     mcp_servers: Mapping[str, Any] | None = None
     rules: Mapping[str, Any] | None = None
+    # The file they come from: errors name it.
+    source: Path | None = None
 
     def is_empty(self) -> bool:
         return all(getattr(self, key) is None for key in _REQUIREMENT_KEYS)
+
+    def _not_allowed(self, field_name: str, candidate: str, allowed: Iterable[str]) -> str:
+        return (
+            f"invalid value for `{field_name}`: `{candidate}` is not in the allowed set "
+            f"[{', '.join(allowed)}] (set by {self.source})"
+        )
+
+    def violation(
+        self, *, approval_policy: str | None = None, sandbox_mode: str | None = None
+    ) -> str | None:
+        """Why these settings are not allowed, worded like the reference; None when they are. The
+        approval policy is checked first, as the reference does. ``sandbox_mode`` may be
+        ``external-sandbox`` (see sandbox_mode_of_policy)."""
+        policies = self.allowed_approval_policies
+        if approval_policy is not None and policies is not None and approval_policy not in policies:
+            return self._not_allowed(
+                "approval_policy",
+                _APPROVAL_REQUIREMENT_NAMES[approval_policy],
+                (_APPROVAL_REQUIREMENT_NAMES[p] for p in policies),
+            )
+        modes = self.allowed_sandbox_modes
+        if sandbox_mode is not None and modes is not None and sandbox_mode not in modes:
+            return self._not_allowed(
+                "sandbox_mode",
+                _SANDBOX_REQUIREMENT_NAMES[sandbox_mode],
+                (_SANDBOX_REQUIREMENT_NAMES[m] for m in modes),
+            )
+        return None
 
 
 def load_requirements(path: Path = SYSTEM_REQUIREMENTS_TOML) -> ConfigRequirements | None:
@@ -1740,5 +1834,6 @@ def load_requirements(path: Path = SYSTEM_REQUIREMENTS_TOML) -> ConfigRequiremen
         enforce_residency=_enum_name(residency) if residency is not None else None,
         mcp_servers=table.get("mcp_servers"),
         rules=rules if isinstance(rules, dict) else None,
+        source=path,
     )
     return None if requirements.is_empty() else requirements

@@ -109,6 +109,13 @@ class CommandProcessor:
         run_cwd = base_cwd / cwd if cwd else base_cwd
         if policy is None:
             policy = sandbox_policy_v2(config) if config is not None else {"type": "readOnly"}
+        elif config is not None and config.requirements is not None:
+            # Like the reference, only a usable config.toml brings the requirements along.
+            from ..core.config import sandbox_mode_of_policy
+
+            violation = config.requirements.violation(sandbox_mode=sandbox_mode_of_policy(policy))
+            if violation is not None:
+                raise RpcError(f"invalid sandbox policy: {violation}")
         env = exec_env(self.app.env, config.shell_environment_policy if config is not None else None)
         env.update(network_env(policy))
         try:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from ..core.config import (
-    SYSTEM_REQUIREMENTS_TOML,
     ConfigError,
     ConfigLayer,
     effective_table,
@@ -241,7 +240,7 @@ def requirements_json(path: Path) -> ConfigRequirementsJson | None:
 class ConfigProcessor:
     def __init__(self, app: AppServer) -> None:
         self.app = app
-        self.requirements_path = SYSTEM_REQUIREMENTS_TOML
+        self.requirements_path = app.options.requirements_path
 
     def methods(self) -> list[Method]:
         return [
@@ -262,7 +261,12 @@ class ConfigProcessor:
     def _layers(self, context: str, *, with_overrides: bool = True) -> tuple[ConfigLayer, ...]:
         overrides = self._cli_overrides(context) if with_overrides else []
         try:
-            return load_config_layers(self.app.codex_home, cli_overrides=overrides, env=self.app.env)
+            return load_config_layers(
+                self.app.codex_home,
+                cli_overrides=overrides,
+                env=self.app.env,
+                requirements_path=self.requirements_path,
+            )
         except ConfigError as err:
             raise _internal(f"{context}: {err}") from None
 
@@ -274,7 +278,11 @@ class ConfigProcessor:
             overrides = self._cli_overrides(context)
             try:
                 config = load_config(
-                    self.app.codex_home, cli_overrides=overrides, cwd=Path(cwd), env=self.app.env
+                    self.app.codex_home,
+                    cli_overrides=overrides,
+                    cwd=Path(cwd),
+                    env=self.app.env,
+                    requirements_path=self.requirements_path,
                 )
             except ConfigError as err:
                 raise _internal(f"{context}: {err}") from None
@@ -341,7 +349,8 @@ class ConfigProcessor:
         context = "failed to read configuration layers"
         self._layers(context)
         try:
-            return {"requirements": requirements_json(self.requirements_path)}
+            path = self.requirements_path
+            return {"requirements": requirements_json(path) if path is not None else None}
         except ConfigError as err:
             raise _internal(f"{context}: {err}") from None
 

@@ -461,12 +461,31 @@ class ConversationsProcessor:
         loaded = self._loaded(params["conversationId"], "conversation not found")
         thread = loaded.thread
         inputs = [v2_input(dict(item)) for item in params["items"]]
+        sandbox_policy = v2_sandbox_policy(dict(params["sandboxPolicy"]))
+        requirements = loaded.config.requirements
+        if requirements is not None:
+            from ..core import events as ev
+            from ..core.config import sandbox_mode_of_policy
+
+            violation = requirements.violation(
+                approval_policy=params["approvalPolicy"],
+                sandbox_mode=sandbox_mode_of_policy(sandbox_policy),
+            )
+            if violation is not None:
+                # The reference's user-turn operation fails as a whole: its id used up, an error
+                # event, no turn, nothing changed.
+                sub_id = thread.next_id()
+
+                async def report() -> None:
+                    await thread.emit(sub_id, ev.error(violation, "bad_request"))
+
+                return Reply({}, after=report)
         # One operation in the reference (so one turn id): the turn's full settings, kept for later turns.
         thread.settings = replace(
             thread.settings,
             cwd=thread.settings.cwd / params["cwd"],
             approval_policy=params["approvalPolicy"],
-            sandbox_policy=v2_sandbox_policy(dict(params["sandboxPolicy"])),
+            sandbox_policy=sandbox_policy,
             model=params["model"],
             effort=params["effort"],
             summary=params["summary"],

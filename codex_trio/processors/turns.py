@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ..core import events as ev
+from ..core.config import Config, sandbox_mode_of_policy
 from ..protocol.v2 import TurnInterruptParams, TurnStartParams
 from ..router import Method, RequestContext
 from ..rpc.errors import RpcError
@@ -17,6 +19,18 @@ from .threads import check_thread_id
 if TYPE_CHECKING:
     from ..app import AppServer
 
+
+
+def _requirements_violation(config: Config, params: TurnStartParams) -> str | None:
+    """Why the administrator's requirements (those the thread started under) forbid this turn's
+    approval policy or sandbox policy; None when they allow them."""
+    if config.requirements is None:
+        return None
+    policy = params["sandboxPolicy"]
+    return config.requirements.violation(
+        approval_policy=params["approvalPolicy"],
+        sandbox_mode=sandbox_mode_of_policy(policy) if policy is not None else None,
+    )
 
 
 def in_progress_turn(turn_id: str) -> dict[str, Any]:
@@ -50,8 +64,15 @@ class TurnsProcessor:
         self.manager.subscribe(loaded, ctx.conn)
         overrides = self._overrides(thread.settings.cwd, params)
         inputs = [dict(item) for item in params["input"]]
+        rejected: tuple[str, str] | None = None
         if overrides is not None:
-            thread.override_settings(overrides)
+            violation = _requirements_violation(loaded.config, params)
+            if violation is None:
+                thread.override_settings(overrides)
+            else:
+                # As in the reference: the override, a separate operation, fails as a whole (its id
+                # used up, reported as an error event) and the turn runs on the settings it had.
+                rejected = (thread.next_id(), violation)
         # Like the reference, input for a busy thread joins the running turn; the id it answers is new.
         turn_id = thread.steer(inputs) if thread.active_turn is not None else thread.begin_turn().id
         response = {"turn": in_progress_turn(turn_id)}
@@ -60,6 +81,8 @@ class TurnsProcessor:
             await self.manager.broadcast(
                 loaded, [("turn/started", {"threadId": loaded.id, "turn": in_progress_turn(turn_id)})]
             )
+            if rejected is not None:
+                await thread.emit(rejected[0], ev.error(rejected[1], "bad_request"))
             active = thread.active_turn
             if active is not None and active.id == turn_id:
                 self.manager.start_turn_task(
