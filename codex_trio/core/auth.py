@@ -27,11 +27,9 @@ import base64
 import json
 import logging
 import math
-import os
 import re
-import tempfile
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -392,28 +390,10 @@ def load_auth(codex_home: Path) -> Auth | None:
 
 def write_auth_file(codex_home: Path, data: Mapping[str, Any]) -> None:
     """Replace auth.json atomically: readers see the old file or the new one, never a torn one, and the
-    file is never readable by others, not even for a moment (mkstemp creates it 0600)."""
-    codex_home.mkdir(parents=True, exist_ok=True)
-    target = codex_home / AUTH_FILE
-    text = json.dumps(data, indent=2, ensure_ascii=False)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{AUTH_FILE}.", suffix=".tmp", dir=codex_home)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as tmp:
-            tmp.write(text)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.chmod(tmp_name, 0o600)
-        os.replace(tmp_name, target)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    with suppress(OSError):
-        dir_fd = os.open(codex_home, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    file is never readable by others, not even for a moment."""
+    from .files import write_atomically
+
+    write_atomically(codex_home / AUTH_FILE, json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def delete_auth_file(codex_home: Path) -> bool:

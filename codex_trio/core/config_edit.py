@@ -11,17 +11,15 @@ tomlkit is imported by the functions that write: starting the server must not lo
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import stat
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from . import files
 from .config import (
     CONFIG_TOML_FILE,
     SYSTEM_CONFIG_TOML,
@@ -462,33 +460,9 @@ def edit_toml_text(text: str, changes: Sequence[Change]) -> str:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` (its target, if a symlink) with ``text``: a temporary file in the same
-    directory, flushed to disk, renamed over it. The file keeps its mode; a new one is 0600."""
-    target = Path(os.path.realpath(path))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode = stat.S_IMODE(os.stat(target).st_mode)
-    except FileNotFoundError:
-        mode = 0o600
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, mode)
-        os.replace(tmp_name, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    # The rename itself must reach the disk too; not every filesystem lets a directory be synced.
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    """Replace config.toml (its target, if a symlink: the reference writes through links) atomically;
+    like the reference, the result is 0600 whatever the file's mode was."""
+    files.write_atomically(path, text, follow_symlinks=True)
 
 
 def _read_text(path: Path) -> str:

@@ -23,12 +23,9 @@ format), after about 3 s of retries. We skip that request: the answer is the sam
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -39,6 +36,7 @@ import trio
 
 from .. import REFERENCE_VERSION
 from ..rpc.decode import unexpected
+from .files import write_atomically
 from .provider import DEFAULT_REQUEST_MAX_RETRIES
 
 if TYPE_CHECKING:
@@ -414,15 +412,7 @@ def write_cache(codex_home: Path, raw_models: Sequence[Any], etag: str | None, n
     text = json.dumps(cache, indent=2, ensure_ascii=False)
     path = codex_home / MODELS_CACHE_FILE
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".models_cache.", dir=codex_home)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomically(path, text)
     except OSError as exc:
         log.error("failed to write models cache: %s", exc)
 
