@@ -342,3 +342,37 @@ async def test_set_default_model_is_saved_and_used_by_new_threads(tmp_path: Path
             "Invalid request: unknown variant `ultra`, expected one of `none`, `minimal`, `low`, "
             "`medium`, `high`, `xhigh`"
         )
+
+
+async def test_a_server_started_with_a_broken_config_warns_each_client_after_initialize(
+    tmp_path: Path,
+) -> None:
+    codex_home = tmp_path / "codex_home"
+    codex_home.mkdir()
+    config = codex_home / "config.toml"
+    config.write_text('model = "m"\napproval_policy = "bogus"\n', encoding="utf-8")
+    async with open_server(codex_home=codex_home, validator=ProtocolValidator()) as srv:
+        init = await srv.call_result("initialize", {"clientInfo": {"name": "c", "version": "1"}})
+        assert "userAgent" in init
+        # Right after the answer, before the client says `initialized` (the reference's order and fields).
+        real = config.resolve()
+        assert await srv.receive() == {
+            "method": "configWarning",
+            "params": {
+                "summary": "Invalid configuration; using defaults.",
+                "details": f"{real}:2:19: unknown variant `bogus`, expected one of `untrusted`, `on-failure`,"
+                " `on-request`, `never`",
+                "path": str(real),
+                "range": {"start": {"line": 2, "column": 19}, "end": {"line": 2, "column": 25}},
+            },
+        }
+        await srv.notify("initialized")
+        reply = await srv.call("thread/start", {})
+        assert reply["error"]["message"].startswith(f"error deriving config: {real}:2:19: unknown variant")
+
+    # A usable config: no warning at all.
+    config.write_text('model = "m"\n', encoding="utf-8")
+    async with open_server(codex_home=codex_home, validator=ProtocolValidator()) as srv:
+        await srv.initialize()
+        assert "thread" in await srv.call_result("thread/start", {})
+        assert [n["method"] for n in srv.notifications if n["method"] == "configWarning"] == []
