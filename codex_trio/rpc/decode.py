@@ -309,9 +309,18 @@ def _struct_fields(td: Any) -> list[_Field]:
     fields = []
     for name, hint in hints.items():
         inner = hint
-        if get_origin(hint) in (NotRequired, Required):
+        marker = get_origin(hint)
+        if marker in (NotRequired, Required):
             inner = get_args(hint)[0]
-        optional = name not in required_keys or _is_optional(inner)
+        # The marker itself decides where there is one: Python 3.10's typing.TypedDict does not know
+        # typing_extensions' NotRequired and counts such keys in __required_keys__.
+        if marker is NotRequired:
+            required = False
+        elif marker is Required:
+            required = True
+        else:
+            required = name in required_keys
+        optional = not required or _is_optional(inner)
         fields.append(_Field(name, decoder_for(inner), optional))
     return fields
 
