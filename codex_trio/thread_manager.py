@@ -21,6 +21,7 @@ from . import REFERENCE_VERSION
 from .core import events as ev
 from .core import rollout as ro
 from .core.config import Config, ConfigError, RequirementsViolation
+from .core.features import resolve_features
 from .core.instructions import BASE_INSTRUCTIONS, initial_context
 from .core.startup_warnings import startup_warnings
 from .core.thread_store import ThreadStore, ThreadSummary
@@ -276,8 +277,10 @@ class ThreadManager:
         unrecorded: list[dict[str, Any]] | None = None,
         dynamic_tools: Sequence[Mapping[str, Any]] = (),
         await_listener: bool = False,
+        include_apply_patch_tool: bool | None = None,
     ) -> LoadedThread:
         provider = config.model_provider
+        features = resolve_features(config, include_apply_patch_tool=include_apply_patch_tool)
         from .core.model_client import ModelClient
         from .core.thread import CodexThread, ToolOptions
         from .processors.client_requests import OwnerChannel
@@ -307,8 +310,8 @@ class ThreadManager:
             stream_max_retries=provider.stream_max_retries,
             unrecorded=unrecorded,
             tool_options=ToolOptions(
-                features=dict(config.features),
-                web_search=config.web_search,
+                features=dict(features.enabled),
+                web_search=features.web_search,
                 view_image=config.tools.view_image,
                 dynamic_tools=tuple(dict(spec) for spec in dynamic_tools),
             ),
@@ -392,6 +395,7 @@ class ThreadManager:
             preview="",
             dynamic_tools=dynamic_tools,
             await_listener=await_listener,
+            include_apply_patch_tool=include_apply_patch_tool,
         )
         loaded.startup_warnings = startup_warnings(config, include_apply_patch_tool=include_apply_patch_tool)
         return loaded
@@ -425,6 +429,7 @@ class ThreadManager:
             cli_version=summary.cli_version,
             unrecorded=context,
             await_listener=await_listener,
+            include_apply_patch_tool=include_apply_patch_tool,
         )
         stored = summary.to_thread()
         loaded.source, loaded.git_info = stored["source"], stored["gitInfo"]
@@ -473,6 +478,7 @@ class ThreadManager:
             path=writer.path,
             preview=summary.preview,
             await_listener=await_listener,
+            include_apply_patch_tool=include_apply_patch_tool,
         )
         loaded.startup_warnings = startup_warnings(config, include_apply_patch_tool=include_apply_patch_tool)
         return loaded, ro.reconstruct_turns(parent)

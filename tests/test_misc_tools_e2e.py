@@ -270,6 +270,53 @@ async def test_tools_offered_per_model_match_the_reference_with_dynamic_tools_la
     assert mismatches == []
 
 
+# The tools the reference offered a thread started with each legacy switch (in thread/start's config
+# map or newConversation's params; see tests/fixtures/warnings/README.md).
+TOOL_SWITCHES: dict[str, Message] = json.loads(
+    (Path(__file__).parent / "fixtures" / "warnings" / "tool_switches.json").read_text(encoding="utf-8")
+)
+
+
+def offered(tools: Sequence[Message]) -> list[str]:
+    """Tool names as the fixture writes them: the freeform ones marked, web search with its mode."""
+    names = []
+    for tool in tools:
+        if tool["type"] == "web_search":
+            names.append("web_search(live)" if tool["external_web_access"] else "web_search(cached)")
+        else:
+            names.append(tool.get("name", tool["type"]) + ("(custom)" if tool["type"] == "custom" else ""))
+    return names
+
+
+async def test_legacy_feature_switches_choose_the_tools_like_the_reference(tmp_path: Path) -> None:
+    # The old names turn apply_patch and web search on and off as their features would; a model that
+    # has apply_patch keeps it whatever they say.
+    cases = list(TOOL_SWITCHES.items())
+    async with (
+        mr.open_mock_responses(*[mr.text("ok") for _ in cases]) as mock,
+        agent(mock, tmp_path / "home", tmp_path / "work") as server,
+    ):
+        for name, case in cases:
+            if case["method"] == "thread/start":
+                thread_id = (await server.start_thread(**case["params"]))["thread"]["id"]
+                await server.turn(thread_id, name)
+                continue
+            started = await server.result("newConversation", case["params"])
+            cid = started["conversationId"]
+            await server.result("addConversationListener", {"conversationId": cid})
+            items = [{"type": "text", "data": {"text": name}}]
+            await server.result("sendUserMessage", {"conversationId": cid, "items": items})
+            await server.until(is_method("codex/event/task_complete"))
+    requests = mock.responses_requests
+    assert [r.last_user_text() for r in requests] == [name for name, _ in cases]
+    mismatches = [
+        (name, offered(request.body["tools"]), case["tools"])
+        for (name, case), request in zip(cases, requests, strict=True)
+        if offered(request.body["tools"]) != case["tools"]
+    ]
+    assert mismatches == []
+
+
 # --------------------------------------------------------------------------------------------
 # apply_patch
 

@@ -1,13 +1,15 @@
-"""The warnings a thread announces when it starts, compared with the reference (Codex CLI 0.94.0).
+"""What a thread announces when it starts, compared with the reference (Codex CLI 0.94.0).
 
+- a deprecation notice (legacy ``codex/event/deprecation_notice``, then v2 ``deprecationNotice``, for v1
+  conversations too) per deprecated setting the config uses, on every new, resumed or forked thread;
 - "Under-development features enabled: ..." for every new, resumed or forked thread (v2 and v1) whose
   config turns on a feature the reference ships as under development;
 - "This session was recorded with model ..." for a thread resumed (not forked) with another model
   than the one its rollout last ran a turn with.
 
-Both are legacy ``codex/event/warning`` events only (the 0.94.0 protocol has no v2 notification for
-them). The reference's outcomes are in tests/fixtures/warnings/ (see the README there): one per config
-variation, and whole transcripts of the v2 and v1 start paths.
+The two warnings are legacy ``codex/event/warning`` events only (the 0.94.0 protocol has no v2
+notification for them). The reference's outcomes are in tests/fixtures/warnings/ (see the README
+there): one per config variation, and whole transcripts of the v2 and v1 start paths.
 """
 
 from __future__ import annotations
@@ -24,9 +26,13 @@ import trio
 from e2e_util import WAIT, capture, is_method, is_reply, write_config
 from schema_check import ProtocolValidator
 
-from codex_trio.core.config import load_config, parse_cli_overrides
+from codex_trio.core.config import Config, load_config, parse_cli_overrides
 from codex_trio.core.rollout import Rollout
-from codex_trio.core.startup_warnings import model_mismatch_warning, unstable_features_warning
+from codex_trio.core.startup_warnings import (
+    model_mismatch_warning,
+    startup_warnings,
+    unstable_features_warning,
+)
 from codex_trio.testing import mock_responses as mr
 from codex_trio.testing.harness import NoMessage, StdioServer, open_server
 
@@ -50,6 +56,10 @@ START_METHODS = frozenset(
 ANNOUNCEMENTS = frozenset(
     {"thread/started", "sessionConfigured", "codex/event/warning", "codex/event/mcp_startup_complete"}
 )
+# Deprecated settings (and a feature under development) for the config.toml of the deprecation test.
+DEPRECATIONS = "[features]\nconnectors = false\nsqlite = true\n[tools]\nweb_search = false\n"
+DOCS = "https://github.com/openai/codex/blob/main/docs/config.md#feature-flags"
+WEB_SEARCH_DETAILS = 'Set `web_search` to `"live"`, `"cached"`, or `"disabled"` in config.toml.'
 
 
 # --- the config rules, case by case ---------------------------------------------------------------
@@ -57,34 +67,60 @@ ANNOUNCEMENTS = frozenset(
 CASES: dict[str, dict[str, Any]] = json.loads((FIXTURES / "feature_cases.json").read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_feature_warning_is_the_references_for_each_config(name: str, tmp_path: Path) -> None:
-    case = CASES[name]
-    codex_home = tmp_path / "codex_home"
+DEPRECATION_CASES: dict[str, dict[str, Any]] = json.loads(
+    (FIXTURES / "deprecation_cases.json").read_text(encoding="utf-8")
+)
+
+
+def case_config(case: dict[str, Any], codex_home: Path) -> tuple[Config, bool | None]:
+    """The config a thread of ``case`` starts with, and newConversation's includeApplyPatchTool."""
     codex_home.mkdir()
     (codex_home / "config.toml").write_text(case["config"], encoding="utf-8")
     config = load_config(
         codex_home,
         cli_overrides=parse_cli_overrides(case["cli"]),
-        cwd=tmp_path,
-        env={"HOME": str(tmp_path), "CODEX_HOME": str(codex_home)},
+        cwd=codex_home.parent,
+        env={"HOME": str(codex_home.parent), "CODEX_HOME": str(codex_home)},
         system_config_path=None,
         requirements_path=None,
     )
     v1 = case["newConversation"]
     if v1 is None:
-        config = config.derive(case["thread_config"])
-        include_apply_patch_tool = None
-    else:
-        # As newConversation passes them (see processors/conversations.py).
-        keys = {"profile": v1.get("profile"), "include_apply_patch_tool": v1.get("includeApplyPatchTool")}
-        config = config.derive({key: value for key, value in keys.items() if value is not None})
-        include_apply_patch_tool = v1.get("includeApplyPatchTool")
+        return config.derive(case["thread_config"]), None
+    # As newConversation passes them (see processors/conversations.py).
+    keys = {"profile": v1.get("profile"), "include_apply_patch_tool": v1.get("includeApplyPatchTool")}
+    config = config.derive({key: value for key, value in keys.items() if value is not None})
+    return config, v1.get("includeApplyPatchTool")
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_feature_warning_is_the_references_for_each_config(name: str, tmp_path: Path) -> None:
+    case = CASES[name]
+    codex_home = tmp_path / "codex_home"
+    config, include_apply_patch_tool = case_config(case, codex_home)
     text = unstable_features_warning(config, include_apply_patch_tool=include_apply_patch_tool)
     expected = case["warning"]
     if expected is not None:
         expected = expected.replace("<codex_home>", str(codex_home))
     assert text == expected
+
+
+@pytest.mark.parametrize("name", sorted(DEPRECATION_CASES))
+def test_deprecation_notices_are_the_references_for_each_config(name: str, tmp_path: Path) -> None:
+    case = DEPRECATION_CASES[name]
+    codex_home = tmp_path / "codex_home"
+    config, include_apply_patch_tool = case_config(case, codex_home)
+    events = startup_warnings(config, include_apply_patch_tool=include_apply_patch_tool)
+    # Thread-level events (id ""): the notices first, in the reference's order, then the warning.
+    assert [event_id for event_id, _ in events] == [""] * len(events)
+    notices = [msg for _, msg in events if msg["type"] == "deprecation_notice"]
+    assert [{"summary": n["summary"], "details": n.get("details")} for n in notices] == case["notices"]
+    # Like the reference's legacy event, a notice without details leaves the field out.
+    assert all(n.get("details", "absent") is not None for n in notices)
+    rest = events[len(notices) :]
+    assert [msg["type"] for _, msg in rest] == ["warning"] * len(rest)
+    expected = [w.replace("<codex_home>", str(codex_home)) for w in case["warnings"]]
+    assert [msg["message"] for _, msg in rest] == expected
 
 
 def _rollout(*lines: Message) -> Rollout:
@@ -147,12 +183,18 @@ class Client:
 
 @asynccontextmanager
 async def client(
-    mock: mr.MockResponses, codex_home: Path, transcript: list[Message]
+    mock: mr.MockResponses,
+    codex_home: Path,
+    transcript: list[Message],
+    *,
+    top: str = "",
+    tables: str = FEATURES,
 ) -> AsyncIterator[Client]:
-    """codex-trio for ``mock`` with the two features on; its messages join ``transcript``."""
+    """codex-trio for ``mock`` with the two features on (or the given top-level keys and tables); its
+    messages join ``transcript``."""
     write_config(codex_home, mock.base_url)
-    with (codex_home / "config.toml").open("a", encoding="utf-8") as f:
-        f.write("\n" + FEATURES)
+    text = (codex_home / "config.toml").read_text(encoding="utf-8")
+    (codex_home / "config.toml").write_text(f"{top}\n{text}\n{tables}", encoding="utf-8")
     async with open_server(
         codex_home=codex_home, base_url=mock.base_url, validator=ProtocolValidator(), env={"TZ": "UTC"}
     ) as server:
@@ -162,7 +204,9 @@ async def client(
 
 def announcements(transcript: Sequence[Message], codex_home: str) -> list[tuple[str, list[Any]]]:
     """Per thread-starting request: its answer and the announcements up to the next request, in order;
-    a warning as (id, text, whether it names the thread the request started or resumed)."""
+    a warning as (id, text, whether it names the thread the request started or resumed), a deprecation
+    notice as ("deprecation_notice", id, summary, details, whether it names that thread) and its v2
+    twin as ("deprecationNotice", summary, details)."""
     sections: list[tuple[str, Message, list[Message]]] = []
     for entry in transcript:
         m = entry["msg"]
@@ -190,6 +234,15 @@ def announcements(transcript: Sequence[Message], codex_home: str) -> list[tuple[
                 warning = m["params"]
                 text = warning["msg"]["message"].replace(codex_home, "<codex_home>")
                 section.append((warning["id"], text, warning["conversationId"] == subject))
+            elif note == "codex/event/deprecation_notice":
+                event = m["params"]
+                notice = event["msg"]
+                # The legacy event leaves out absent details: "missing" tells it from a null.
+                details = notice.get("details", "missing")
+                same = event["conversationId"] == subject
+                section.append((note[12:], event["id"], notice["summary"], details, same))
+            elif note == "deprecationNotice":
+                section.append((note, m["params"]["summary"], m["params"]["details"]))
             elif note in ANNOUNCEMENTS:
                 section.append(note)
         out.append((method, section))
@@ -288,6 +341,105 @@ async def test_v1_new_resume_and_fork_warn_like_the_reference(tmp_path: Path) ->
 
     ours = announcements(transcript, str(home.resolve()))
     assert ours == announcements(reference("v1_new_resume_fork"), "<dir>/codex_home")
-    # newConversation's includeApplyPatchTool:false turned the feature off: only sqlite is named.
+    # newConversation's includeApplyPatchTool:false turned the feature off: only sqlite is named; as a
+    # deprecated setting it is noticed, to the v1 listener in both forms.
     first_listener = ours[1][1]
-    assert first_listener[1][1].startswith("Under-development features enabled: sqlite. ")
+    summary = "`include_apply_patch_tool` is deprecated. Use `[features].apply_patch_freeform` instead."
+    assert [e[2] for e in first_listener if e[0] == "deprecation_notice"] == [summary]
+    assert [e[1] for e in first_listener if e[0] == "deprecationNotice"] == [summary]
+    warning = [e[1] for e in first_listener if e[0] == ""]
+    assert len(warning) == 1 and warning[0].startswith("Under-development features enabled: sqlite. ")
+
+
+async def test_deprecation_notices_on_every_start_path_like_the_reference(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    work.mkdir()
+    top = 'experimental_instructions_file = "/nonexistent/instructions.md"'
+    transcript: list[Message] = []
+    async with mr.open_mock_responses(mr.text("Hello."), mr.text("Hello.")) as mock:
+        async with client(mock, home, transcript, top=top, tables=DEPRECATIONS) as c:
+            thread_id = (await c.result("thread/start", {"cwd": str(work), **NEVER}))["thread"]["id"]
+            await c.until(is_method("codex/event/mcp_startup_complete"))
+            turn = {"threadId": thread_id, "input": [{"type": "text", "text": "hi", "text_elements": []}]}
+            await c.result("turn/start", turn)
+            await c.until(is_method("turn/completed"))
+            more = {"cwd": str(work), **NEVER, "config": {"features.web_search_request": True}}
+            await c.result("thread/start", more)
+            await c.until(is_method("codex/event/mcp_startup_complete"))
+            new = {"cwd": str(work), "approvalPolicy": "never", "includeApplyPatchTool": True}
+            started = await c.result("newConversation", new)
+            cid = started["conversationId"]
+            await c.result("addConversationListener", {"conversationId": cid})
+            await c.until(is_method("codex/event/mcp_startup_complete"))
+            message = {"conversationId": cid, "items": [{"type": "text", "data": {"text": "hi"}}]}
+            await c.result("sendUserMessage", message)
+            await c.until(is_method("codex/event/task_complete"))
+            await c.quiet()
+        async with client(mock, home, transcript, top=top, tables=DEPRECATIONS) as c:
+            await c.result("thread/resume", {"threadId": thread_id})
+            fork = {"threadId": thread_id, "config": {"experimental_use_freeform_apply_patch": True}}
+            await c.result("thread/fork", fork)
+            await c.until(is_method("thread/started"))
+            resume = {"path": started["rolloutPath"], "overrides": {"includeApplyPatchTool": False}}
+            await c.result("resumeConversation", resume)
+            await c.result("addConversationListener", {"conversationId": cid})
+            await c.until(is_method("codex/event/mcp_startup_complete"))
+            forked = await c.result("forkConversation", {"conversationId": cid, "overrides": {}})
+            await c.result("addConversationListener", {"conversationId": forked["conversationId"]})
+            await c.until(is_method("codex/event/mcp_startup_complete"))
+            await c.quiet()
+
+    ours = announcements(transcript, str(home.resolve()))
+    theirs = announcements(reference("deprecations_start_paths"), "<dir>/codex_home")
+    assert warnings_only(ours) == warnings_only(theirs)
+
+    def notice(summary: str, details: str) -> list[tuple[Any, ...]]:
+        return [("deprecation_notice", "", summary, details, True), ("deprecationNotice", summary, details)]
+
+    def old_name(name: str, feature: str) -> list[tuple[Any, ...]]:
+        details = (
+            f"Enable it with `--enable {feature}` or `[features].{feature}` in config.toml. See {DOCS} for"
+            " details."
+        )
+        return notice(f"`{name}` is deprecated. Use `[features].{feature}` instead.", details)
+
+    def web_search(label: str) -> list[tuple[Any, ...]]:
+        return notice(f"`{label}` is deprecated. Use `web_search` instead.", WEB_SEARCH_DETAILS)
+
+    connectors = old_name("connectors", "apps")
+    include = old_name("include_apply_patch_tool", "apply_patch_freeform")
+    freeform = old_name("experimental_use_freeform_apply_patch", "apply_patch_freeform")
+    tools = web_search("[tools].web_search")
+    request = web_search("[features].web_search_request")
+    instructions = notice(
+        "`experimental_instructions_file` is deprecated and ignored. Use `model_instructions_file` instead.",
+        "Move the setting to `model_instructions_file` in config.toml (or under a profile) to load"
+        " instructions from a file.",
+    )
+    warning = (
+        "",
+        "Under-development features enabled: sqlite. Under-development features are incomplete and may behave"
+        " unpredictably. To suppress this warning, set `suppress_unstable_features_warning = true` in"
+        " <codex_home>/config.toml.",
+        True,
+    )
+    # Sorted by the name each setting was recorded under, before the feature warning, on every path;
+    # each start's own settings (thread config, includeApplyPatchTool) join the config file's.
+    assert warnings_only(ours) == [
+        ("thread/start", [*connectors, *tools, *instructions, warning]),
+        ("thread/start", [*connectors, *request, *tools, *instructions, warning]),
+        ("newConversation", []),
+        ("addConversationListener", [*connectors, *include, *tools, *instructions, warning]),
+        ("thread/resume", [*connectors, *tools, *instructions, warning]),
+        ("thread/fork", [*connectors, *freeform, *tools, *instructions, warning]),
+        ("resumeConversation", []),
+        ("addConversationListener", [*connectors, *include, *tools, *instructions, warning]),
+        ("forkConversation", []),
+        ("addConversationListener", [*connectors, *tools, *instructions, warning]),
+    ]
+    # All before mcp_startup_complete.
+    for _, section in ours:
+        if "codex/event/mcp_startup_complete" in section:
+            done = section.index("codex/event/mcp_startup_complete")
+            assert all(not isinstance(e, tuple) for e in section[done:])

@@ -185,3 +185,11 @@ def exec_command_output_delta(call_id: str, stream: str, data: bytes) -> EventMs
 
 def warning(message: str) -> EventMsg:
     return {"type": "warning", "message": message}
+
+
+def deprecation_notice(summary: str, details: str | None = None) -> EventMsg:
+    # Without details the reference leaves the field out of the legacy event (v2 sends it as null).
+    msg: EventMsg = {"type": "deprecation_notice", "summary": summary}
+    if details is not None:
+        msg["details"] = details
+    return msg

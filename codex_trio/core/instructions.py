@@ -315,6 +315,7 @@ def user_instructions_for(config: Config, skills: SkillLoadOutcome | None = None
     """The user-instructions body for a thread with ``config``: $CODEX_HOME's instructions, the
     project docs of its cwd, its enabled skills (``skills``: the cwd's skills as already loaded, else
     they are discovered now). Reads the filesystem (blocking)."""
+    from .features import resolve_features
     from .skills import disabled_skill_paths, discover_skills, skill_roots
 
     max_bytes = config.raw.get("project_doc_max_bytes", DEFAULT_PROJECT_DOC_MAX_BYTES)
@@ -333,7 +334,7 @@ def user_instructions_for(config: Config, skills: SkillLoadOutcome | None = None
         project_docs=docs,
         # Skills that failed to load are left out; the others are listed all the same.
         skills=[skill for skill in skills.skills if skill.path not in disabled],
-        child_agents_md=bool(config.features.get("child_agents_md", False)),
+        child_agents_md=bool(resolve_features(config).enabled.get("child_agents_md", False)),
     )
 
 

@@ -219,8 +219,11 @@ class CatalogProcessor:
     # ---- apps ----------------------------------------------------------------------------------
 
     async def app_list(self, ctx: RequestContext, params: AppsListParams) -> AppsListResponse:
+        from ..core.features import resolve_features
+
         config = await self._reloaded_config()
-        if config.features.get("apps"):
+        # Through the resolver: the deprecated `connectors` switch turns apps on too.
+        if resolve_features(config).enabled.get("apps"):
             raise _internal(f"failed to list apps: {APPS_UNSUPPORTED}")
         return {"data": [], "nextCursor": None}
 

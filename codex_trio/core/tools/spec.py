@@ -44,6 +44,8 @@ class ToolsConfig:
         view_image: bool | None,
         dynamic_tools: Sequence[Mapping[str, Any]] = (),
     ) -> ToolsConfig:
+        """``features`` and ``web_search``: what core/features.py resolves from the thread's config
+        (old names and switches included)."""
         shell: ShellTool = "shell"
         freeform = False
         if model.startswith("codex-mini"):
@@ -51,6 +53,8 @@ class ToolsConfig:
         elif model.startswith(_SHELL_COMMAND_FAMILIES):
             shell = "shell_command"
             freeform = True
+        # As in the reference, the feature gives apply_patch to a model without it; turned off, it does
+        # not take it from a model that has it.
         if features.get("apply_patch_freeform"):
             freeform = True
         return cls(
