@@ -458,7 +458,7 @@ def test_broken_toml_names_file_line_and_column(
     path = write_config(codex_home, 'model = "ok"\n[model_providers.x]\nname = \n')
     with pytest.raises(ConfigError) as info:
         load(codex_home, home, workdir)
-    assert str(info.value) == f"{path}:3:8: Invalid value"
+    assert str(info.value) == f"{path}:3:8: string values must be quoted, expected literal string"
     assert info.value.file == path
     assert info.value.range is not None
     assert info.value.range.start == TextPosition(line=3, column=8)

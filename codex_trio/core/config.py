@@ -465,6 +465,16 @@ _TOMLLIB_POSITION = " (at line "
 
 
 def _syntax_error(file: Path, text: str, err: Exception) -> ConfigError:
+    """``err`` (tomllib's rejection of ``text``) as the reference reports it: its TOML crates'
+    message and range (toml_errors). The few texts those crates accept but tomllib does not (TOML
+    1.1 additions) have no reference wording; tomllib's own is kept for them."""
+    from .toml_errors import error_positions, find_syntax_error
+
+    found = find_syntax_error(text)
+    if found is not None:
+        start, end = error_positions(text, found)
+        where = TextRange(TextPosition(*start), TextPosition(*end))
+        return ConfigError(found.message, file=file, range=where)
     message = str(err)
     line = getattr(err, "lineno", None)
     column = getattr(err, "colno", None)
@@ -484,13 +494,18 @@ def _syntax_error(file: Path, text: str, err: Exception) -> ConfigError:
 def _read_toml(file: Path) -> tuple[dict[str, Any], str] | None:
     """The parsed table and the text of ``file``, or None if it does not exist."""
     try:
-        text = file.read_text(encoding="utf-8")
+        # Bytes, not text mode: newline translation would hide carriage returns, which the
+        # reference counts in columns and rejects when alone.
+        text = file.read_bytes().decode("utf-8")
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as err:
+    except OSError as err:
         raise ConfigError(f"Failed to read config file {file}: {err}") from err
+    except UnicodeDecodeError:
+        raise ConfigError(f"Failed to read config file {file}: stream did not contain valid UTF-8") from None
     try:
-        table = tomllib.loads(text)
+        # The reference skips a leading byte order mark; tomllib does not.
+        table = tomllib.loads(text.removeprefix("\ufeff"))
     except tomllib.TOMLDecodeError as err:
         raise _syntax_error(file, text, err) from err
     return table, text
@@ -1673,10 +1688,16 @@ def toml_error_snippet(text: str, where: TextRange, message: str) -> str:
 
 
 def toml_syntax_error_snippet(text: str, file: Path) -> str | None:
-    """None when ``text`` is valid TOML, else its syntax error laid out by toml_error_snippet()."""
+    """None when ``text`` is valid TOML, else its syntax error as the toml crate lays it out
+    ("TOML parse error at line N, column M", the line, carets, the message)."""
     try:
-        tomllib.loads(text)
+        tomllib.loads(text.removeprefix("\ufeff"))
     except tomllib.TOMLDecodeError as err:
+        from .toml_errors import error_snippet, find_syntax_error
+
+        found = find_syntax_error(text)
+        if found is not None:
+            return error_snippet(text, found)
         located = _syntax_error(file, text, err)
         if located.range is None:
             return located.message
@@ -1787,14 +1808,14 @@ def load_requirements(path: Path = SYSTEM_REQUIREMENTS_TOML) -> ConfigRequiremen
     Raises ConfigError worded like the reference for malformed files and impossible requirements.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"Failed to read requirements file {path}: {err}") from err
     prefix = f"Error parsing requirements file {path}: "
     try:
-        table = tomllib.loads(text)
+        table = tomllib.loads(text.removeprefix("\ufeff"))
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(prefix + (toml_syntax_error_snippet(text, path) or str(err))) from err
     try:

@@ -890,7 +890,7 @@ def set_skill_enabled(config_file: Path, skill_path: str, enabled: bool) -> bool
     from .config_edit import write_atomically
 
     try:
-        text = config_file.read_text(encoding="utf-8")
+        text = config_file.read_bytes().decode("utf-8")
     except FileNotFoundError:
         text = ""
     except (OSError, UnicodeDecodeError) as exc:
