@@ -28,6 +28,7 @@ from .processors.command import CommandProcessor
 from .processors.config import ConfigProcessor
 from .processors.conversations import ConversationsProcessor
 from .processors.initialize import InitializeProcessor
+from .processors.review import ReviewProcessor
 from .processors.threads import ThreadsProcessor
 from .processors.turns import TurnsProcessor
 from .processors.utilities import UtilitiesProcessor
@@ -65,6 +66,7 @@ class AppServer:
             InitializeProcessor(self),
             ThreadsProcessor(self),
             TurnsProcessor(self),
+            ReviewProcessor(self),
             AccountsProcessor(self),
             CatalogProcessor(self),
             CommandProcessor(self),

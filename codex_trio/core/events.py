@@ -193,3 +193,11 @@ def deprecation_notice(summary: str, details: str | None = None) -> EventMsg:
     if details is not None:
         msg["details"] = details
     return msg
+
+
+def entered_review_mode(target: dict[str, Any], user_facing_hint: str) -> EventMsg:
+    return {"type": "entered_review_mode", "target": target, "user_facing_hint": user_facing_hint}
+
+
+def exited_review_mode(review_output: dict[str, Any] | None) -> EventMsg:
+    return {"type": "exited_review_mode", "review_output": review_output}

@@ -144,6 +144,9 @@ class ActiveTurn:
     cancel_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     done: trio.Event = field(default_factory=trio.Event)
     status: str = "inProgress"
+    # How a cancelled turn ends: "interrupted" (turn/interrupt), or "replaced" when a review took the
+    # thread over (the reference then leaves no note for the model).
+    abort_reason: str = "interrupted"
 
 
 def _snake(name: str) -> str:
@@ -286,11 +289,29 @@ class CodexThread:
         self.next_id()
         self.settings = replace(self.settings, **overrides)
 
-    def begin_turn(self) -> ActiveTurn:
-        """Registers a new turn; the caller has checked the thread is idle."""
-        turn = ActiveTurn(self.next_id())
+    def begin_turn(self, cancel_scope: trio.CancelScope | None = None) -> ActiveTurn:
+        """Registers a new turn; the caller has checked the thread is idle (or replaced its turn).
+        ``cancel_scope``: another thread's turn scope this turn runs under, so that interrupting
+        that turn interrupts this one (a review's reviewer turn)."""
+        turn = ActiveTurn(self.next_id(), cancel_scope=cancel_scope or trio.CancelScope())
         self.active_turn = turn
         return turn
+
+    def replace_active_turn(self) -> ActiveTurn | None:
+        """Stops the running turn because another takes its place (review/start on a busy thread): it
+        ends as ``replaced``. Unlike an interrupt, this uses up no id. Returns the stopped turn."""
+        turn = self.active_turn
+        if turn is not None:
+            turn.abort_reason = "replaced"
+            turn.cancel_scope.cancel()
+        return turn
+
+    def record_items(self, items: list[dict[str, Any]]) -> None:
+        """Adds items to the model history and the rollout, for turns that produce history without
+        sampling (a review's outcome)."""
+        self._record_pending_context()
+        self.history.extend(items)
+        self.recorder.record_items(items)
 
     async def rollback(self, num_turns: int) -> None:
         """Drops the last ``num_turns`` user turns from the model history, as the reference does: the
@@ -345,11 +366,7 @@ class CodexThread:
                     # The user cancelled from an approval: the turn ends as an interrupt does.
                     aborted = True
             if turn.cancel_scope.cancelled_caught or aborted:
-                turn.status = "interrupted"
-                note = message("user", TURN_ABORTED)
-                self.history.append(note)
-                self.recorder.record_items([note])
-                await emit(ev.turn_aborted("interrupted"))
+                await self._end_aborted(turn)
                 return
             if failure is not None:
                 turn.status = "failed"
@@ -362,9 +379,45 @@ class CodexThread:
                 await emit({"type": "turn_diff", "unified_diff": final_diff})
             await emit(ev.task_complete(last_message))
         finally:
-            if self.active_turn is turn:
-                self.active_turn = None
-            turn.done.set()
+            self._release(turn)
+
+    async def run_delegated_turn(
+        self,
+        turn: ActiveTurn,
+        work: Callable[[], Awaitable[None]],
+        finish: Callable[[bool], Awaitable[None]],
+    ) -> None:
+        """Runs ``turn`` whose work is done by another thread's turn (a review's reviewer) that runs
+        under this turn's cancel scope (see ``begin_turn``); this turn emits no task_started of its
+        own. ``finish`` then learns whether an interrupt cut the work short and reports the outcome,
+        before the turn ends as interrupted, or completes with no last message."""
+        try:
+            await work()
+            interrupted = turn.cancel_scope.cancel_called
+            await finish(interrupted)
+            if interrupted:
+                await self._end_aborted(turn)
+                return
+            turn.status = "completed"
+            await self.emit(turn.id, ev.task_complete(None))
+        finally:
+            # Input sent meanwhile (turn/start steers into the running turn) had no model to go to; the
+            # reference drops it with the turn.
+            self._steered = []
+            self._release(turn)
+
+    async def _end_aborted(self, turn: ActiveTurn) -> None:
+        turn.status = "interrupted"
+        if turn.abort_reason == "interrupted":
+            note = message("user", TURN_ABORTED)
+            self.history.append(note)
+            self.recorder.record_items([note])
+        await self.emit(turn.id, ev.turn_aborted(turn.abort_reason))
+
+    def _release(self, turn: ActiveTurn) -> None:
+        if self.active_turn is turn:
+            self.active_turn = None
+        turn.done.set()
 
     def _emitter(self, turn_id: str) -> Callable[[ev.EventMsg], Awaitable[None]]:
         async def emit(msg: ev.EventMsg) -> None:

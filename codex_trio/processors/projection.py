@@ -34,6 +34,7 @@ from typing import Any, Final, Literal, TypedDict
 
 from ..core import events as ev
 from ..core.parse_command import shlex_join
+from ..core.review import render_review_output, user_facing_hint
 from ..protocol.accounts import RateLimitSnapshot, RateLimitWindow, used_percent_to_v2
 from ..protocol.v2 import Turn, TurnError
 
@@ -365,57 +366,8 @@ def _agent_failed(status: Any) -> bool:
     return status == "not_found" or (isinstance(status, Mapping) and "errored" in status)
 
 
-REVIEW_FALLBACK_MESSAGE: Final = "Reviewer failed to output a response."
-
-
-def review_hint(target: Mapping[str, Any]) -> str:
-    """The reference's user-facing hint for a review target (entered review mode item)."""
-    kind = target.get("type")
-    if kind == "uncommittedChanges":
-        return "current changes"
-    if kind == "baseBranch":
-        return f"changes against '{target['branch']}'"
-    if kind == "commit":
-        short_sha = str(target["sha"])[:7]
-        title = target.get("title")
-        return f"commit {short_sha}: {title}" if title is not None else f"commit {short_sha}"
-    if kind == "custom":
-        return str(target["instructions"]).strip()
-    raise ValueError(f"unknown review target {kind!r}")
-
-
-def _rust_lines(text: str) -> list[str]:
-    # str::lines: split on "\n", drop one trailing "\r" per line, no empty last line.
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
-
-
-def render_review_output(output: Mapping[str, Any] | None) -> str:
-    """The text of the exited-review-mode item: explanation, then the findings block."""
-    if output is None:
-        return REVIEW_FALLBACK_MESSAGE
-    sections: list[str] = []
-    explanation = str(output.get("overall_explanation", "")).strip()
-    if explanation:
-        sections.append(explanation)
-    findings = output.get("findings") or []
-    if findings:
-        lines = ["", "Full review comments:" if len(findings) > 1 else "Review comment:"]
-        for finding in findings:
-            location = finding["code_location"]
-            line_range = location["line_range"]
-            lines.append("")
-            lines.append(
-                f"- {finding['title']} — {location['absolute_file_path']}:"
-                f"{line_range['start']}-{line_range['end']}"
-            )
-            lines.extend(f"  {body_line}" for body_line in _rust_lines(str(finding["body"])))
-        block = "\n".join(lines).strip()
-        if block:
-            sections.append(block)
-    return "\n\n".join(sections) if sections else REVIEW_FALLBACK_MESSAGE
+# The review texts are the core's (core.review): the same rendering is the reviewed thread's message.
+review_hint = user_facing_hint
 
 
 # ---------------------------------------------------------------------------------------------
