@@ -13,7 +13,6 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from uuid import uuid4
 
 import trio
 
@@ -516,6 +515,8 @@ class ThreadManager:
         then runs :meth:`start_listening` (after answering, as the reference does)."""
         if loaded.listener_api is None:
             loaded.listener_api = "v1"
+        from uuid import uuid4
+
         subscription_id = str(uuid4())
         loaded.v1_listeners[subscription_id] = conn
         self.subscribe(loaded, conn)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from typing_extensions import NotRequired
+# typing_extensions costs start-up time; Python 3.11's typing has NotRequired.
+if sys.version_info >= (3, 11):
+    from typing import NotRequired
+else:  # pragma: no cover - Python 3.10
+    from typing_extensions import NotRequired
 
 from ..protocol.initialize import InitializeParams, InitializeResponse
 from ..router import Method, RequestContext
