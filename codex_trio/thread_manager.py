@@ -570,7 +570,7 @@ class ThreadManager:
                     loaded.subscribers.remove(conn)
 
     async def _fan_out(self, loaded: LoadedThread, turn_id: str, msg: ev.EventMsg) -> None:
-        if msg["type"] == "user_message" and not loaded.preview:
+        if msg["type"] == "user_message" and not loaded.preview and _opens_thread(loaded.thread.history):
             loaded.preview = ro.preview_from_first_message(msg["message"])
         if not loaded.listening:
             loaded.backlog.append((turn_id, msg))
@@ -608,6 +608,17 @@ class ThreadManager:
             self.nursery.start_soon(owned)
         else:
             conn.start_soon(owned)
+
+
+def _opens_thread(history: Sequence[dict[str, Any]]) -> bool:
+    """Whether a user_message event just emitted is the thread's first and comes right after the message
+    the user typed (the last item of ``history``). The reference's preview comes from the rollout's head,
+    which ends at the first user_message event: a thread that starts with a review (whose relayed prompt
+    is that event, with nothing typed before it) keeps the preview "" whatever is typed afterwards."""
+    for index, item in enumerate(history):
+        if ro.user_message_text(item) is not None:
+            return index == len(history) - 1
+    return False
 
 
 def _require(loaded: LoadedThread | None) -> LoadedThread:

@@ -681,6 +681,95 @@ async def test_the_reviewer_uses_the_review_model_and_the_thread_configuration(t
 
 
 # ---------------------------------------------------------------------------------------------------
+# Reviewed threads as thread/read, thread/list, thread/rollback and thread/resume show them
+
+
+def rebuilt(*turns: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Turns as the reference rebuilds them from a rollout: ``turn-N``/``item-N`` ids, each item given
+    as (type, text)."""
+    out: list[dict[str, Any]] = []
+    item_ids = iter(range(1, 100))
+    for number, items in enumerate(turns, start=1):
+        built: list[dict[str, Any]] = []
+        for kind, text in items:
+            item_id = f"item-{next(item_ids)}"
+            if kind == "userMessage":
+                content = [{"type": "text", "text": text, "text_elements": []}]
+                built.append({"type": kind, "id": item_id, "content": content})
+            else:
+                built.append({"type": kind, "id": item_id, "text": text})
+        out.append({"id": f"turn-{number}", "items": built, "status": "completed", "error": None})
+    return out
+
+
+async def test_stored_reviews_show_like_the_reference(tmp_path: Path) -> None:
+    """What the reference 0.94.0 answered in the same scenarios: a thread whose first user_message
+    event is a review's relayed prompt has the preview "" for good and is never listed (the reference
+    reads a rollout's head only up to its first user_message event); the review's enter/exit events
+    leave no items in rebuilt turns, where the prompt shows twice, the second time with the review's
+    message; the review's note to the model counts as a turn for thread/rollback."""
+    work, codex_home = tmp_path / "work", tmp_path / "home"
+    make_repo(work)
+    custom = {"type": "custom", "instructions": "rev first"}
+    reviewed = [("userMessage", "rev first")], [("userMessage", "rev first"), ("agentMessage", RENDERED)]
+    turned = [("userMessage", "X turn"), ("agentMessage", "X reply")]
+    async with mr.open_mock_responses() as mock:
+        async with agent(mock, codex_home, work) as server:
+            mock.enqueue(mr.text(REVIEW_TEXT), mr.text("X reply"))
+            fresh = (await server.start_thread())["thread"]["id"]
+            await review(server, fresh, custom)
+            read = await server.result("thread/read", {"threadId": fresh, "includeTurns": True})
+            assert (read["thread"]["preview"], read["thread"]["turns"]) == ("", rebuilt(*reviewed))
+            assert (await server.result("thread/list", {}))["data"] == []
+            # The reviewer's own thread is stored as a review sub-agent's, with its prompt as preview.
+            sub = await server.result("thread/list", {"sourceKinds": ["subAgentReview"]})
+            assert [(t["preview"], t["source"]) for t in sub["data"]] == [
+                ("rev first", {"subAgent": "review"})
+            ]
+            await server.turn(fresh, "X turn")
+            read = await server.result("thread/read", {"threadId": fresh, "includeTurns": True})
+            assert (read["thread"]["preview"], read["thread"]["turns"]) == ("", rebuilt(*reviewed, turned))
+            assert (await server.result("thread/list", {}))["data"] == []
+
+            # A detached review leaves the reviewed thread as it was; the fork it runs on is like the
+            # inline case.
+            mock.enqueue(mr.text(REVIEW_TEXT), mr.text("X reply"))
+            parent = (await server.start_thread())["thread"]["id"]
+            segment = await review(server, parent, custom, "detached")
+            fork = next(m["result"] for m in segment if "result" in m)["reviewThreadId"]
+            await server.turn(parent, "X turn")
+            read = await server.result("thread/read", {"threadId": fork, "includeTurns": True})
+            assert (read["thread"]["preview"], read["thread"]["turns"]) == ("", rebuilt(*reviewed))
+            read = await server.result("thread/read", {"threadId": parent, "includeTurns": True})
+            assert (read["thread"]["preview"], read["thread"]["turns"]) == ("X turn", rebuilt(turned))
+            listed = await server.result("thread/list", {})
+            assert [(t["id"], t["preview"]) for t in listed["data"]] == [(parent, "X turn")]
+
+            # Rolling back one turn after a review drops the review, and the model forgets it.
+            mock.enqueue(mr.text("Hello."), mr.text(REVIEW_TEXT), mr.text("C reply"))
+            rolled = (await server.start_thread())["thread"]["id"]
+            await server.turn(rolled, "A turn")
+            await review(server, rolled, {"type": "custom", "instructions": "rev"})
+            back = await server.result("thread/rollback", {"threadId": rolled, "numTurns": 1})
+            first = [("userMessage", "A turn"), ("agentMessage", "Hello.")]
+            assert back["thread"]["turns"] == rebuilt(first, [("userMessage", "rev")])
+            assert back["thread"]["preview"] == "A turn"
+            await server.turn(rolled, "C turn")
+            talk = [(i["role"], text_of(i)) for i in mock.responses_requests[-1].input_items()]
+            assert talk[-3:] == [("user", "A turn"), ("assistant", "Hello."), ("user", "C turn")]
+            listed = await server.result("thread/list", {})
+            expected = [(rolled, "A turn"), (parent, "X turn")]
+            assert [(t["id"], t["preview"]) for t in listed["data"]] == expected
+
+        # Another process sees the same.
+        async with agent(mock, codex_home, work) as server:
+            resumed = (await server.result("thread/resume", {"threadId": fresh}))["thread"]
+            assert (resumed["preview"], resumed["turns"]) == ("", rebuilt(*reviewed, turned))
+            listed = await server.result("thread/list", {})
+            assert [t["id"] for t in listed["data"]] == [rolled, parent]
+
+
+# ---------------------------------------------------------------------------------------------------
 # Units: targets, parsing and rendering
 
 

@@ -213,6 +213,75 @@ def test_rebuilt_turns_honour_interrupts_and_rollbacks() -> None:
     assert [item["id"] for t in turns for item in t["items"]] == [f"item-{i}" for i in range(1, 10)]
 
 
+def said(text: str) -> RolloutItem:
+    payload = {"type": "user_message", "message": text, "images": [], "local_images": [], "text_elements": []}
+    return event_msg(payload)
+
+
+def answered(text: str) -> RolloutItem:
+    return event_msg({"type": "agent_message", "message": text})
+
+
+def exchange(text: str, reply: str) -> list[RolloutItem]:
+    """A plain turn's lines: the user's message and its event, the reply's event and message."""
+    return [response_item(user(text)), said(text), answered(reply), response_item(assistant(reply))]
+
+
+NOTE = "<user_action>\n  <context>review</context>\n  <action>review</action>\n</user_action>\n\n"
+
+
+def inline_review(prompt: str, output: dict[str, Any] | None, message: str) -> list[RolloutItem]:
+    """The lines the reference (0.94.0) writes to a thread's rollout for an inline review: the prompt's
+    user_message relayed twice, the note and the assistant message around exited_review_mode."""
+    target = {"type": "custom", "instructions": prompt}
+    return [
+        event_msg({"type": "entered_review_mode", "target": target, "user_facing_hint": prompt}),
+        said(prompt),
+        said(prompt),
+        response_item(user(NOTE)),
+        event_msg({"type": "exited_review_mode", "review_output": output}),
+        response_item(assistant(message)),
+        answered(message),
+    ]
+
+
+def test_rebuilt_turns_leave_review_mode_out_like_the_reference() -> None:
+    output = {"findings": [], "overall_correctness": "ok", "overall_explanation": "Fine.",
+              "overall_confidence_score": 0.5}
+    turns = reconstruct_turns([*inline_review("look", output, "Fine."), *exchange("X turn", "X reply")])
+    shapes = [(t["id"], t["status"], [(i["type"], i["id"]) for i in t["items"]]) for t in turns]
+    # What the reference's thread/read showed for the same lines.
+    assert shapes == [
+        ("turn-1", "completed", [("userMessage", "item-1")]),
+        ("turn-2", "completed", [("userMessage", "item-2"), ("agentMessage", "item-3")]),
+        ("turn-3", "completed", [("userMessage", "item-4"), ("agentMessage", "item-5")]),
+    ]
+    assert turns[1]["items"][1]["text"] == "Fine."
+
+    interrupted = [
+        *inline_review("review then interrupt", None, "Review was interrupted."),
+        response_item(user("<turn_aborted>\nx\n</turn_aborted>")),
+        event_msg({"type": "turn_aborted", "reason": "interrupted"}),
+    ]
+    turns = reconstruct_turns(interrupted)
+    assert [(t["status"], [i["type"] for i in t["items"]]) for t in turns] == [
+        ("completed", ["userMessage"]),
+        ("interrupted", ["userMessage", "agentMessage"]),
+    ]
+
+    # thread/rollback of one turn after a review drops its second half (the reference's answer), and
+    # the model's history loses the review: its note is a user turn.
+    first = exchange("A turn", "Hello.")
+    review = inline_review("rev", output, "Fine.")
+    rolled_back = event_msg({"type": "thread_rolled_back", "num_turns": 1})
+    turns = reconstruct_turns([*first, *review, rolled_back])
+    assert [[i["type"] for i in t["items"]] for t in turns] == [
+        ["userMessage", "agentMessage"],
+        ["userMessage"],
+    ]
+    assert history_for_resume([*first, *review, rolled_back]) == [user("A turn"), assistant("Hello.")]
+
+
 @pytest.mark.parametrize("key", ["A", "C", "E", "F"])
 def test_resume_history_is_what_the_reference_sent_upstream(key: str) -> None:
     sent = json.loads((helpers.FIXTURES / "resume_requests.json").read_text())[key]

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
+import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from codex_trio.core.rollout import (
     SessionMetaFields,
     event_msg,
     new_thread_id,
+    parse_rollout_line,
     response_item,
 )
 from codex_trio.core.thread_store import RolloutReadError, ThreadStore, ThreadStoreError
@@ -469,6 +473,13 @@ IMAGE_ONLY = _line(
     "response_item",
     {"type": "message", "role": "user", "content": [{"type": "input_image", "image_url": "u"}]},
 )
+REVIEW_NOTE = "<user_action>\n  <context>review</context>\n  <action>review</action>\n</user_action>\n\n"
+
+
+def _event(text: str) -> str:
+    return _line("event_msg", {"type": "user_message", "message": text, "images": [], "local_images": []})
+
+
 NOT_JSON = (
     '{"timestamp":"2026-03-01T12:00:00.000Z","type":"response_item","payload":{"type":"message",'
     '"role":"user","content":[{"type":"input_text","text":"bad \\q escape"}]}}'
@@ -492,6 +503,11 @@ NOT_JSON = (
             [_line("response_item", {"type": "message", "role": "assistant", "content": []}), _said("q")],
             "q",
         ),
+        # The head ends at the first user_message event: a review's relayed prompt comes before its note
+        # and before anything typed later (the reference answered so for such rollouts).
+        ([_event("rev"), _event("rev"), _said(REVIEW_NOTE), _said("q")], None),
+        ([_event("rev"), _said("q")], None),
+        ([_said(REVIEW_NOTE), _said("q")], REVIEW_NOTE),
     ],
     ids=[
         "context-then-typed",
@@ -504,6 +520,9 @@ NOT_JSON = (
         "legacy-request-prefix",
         "image-only",
         "assistant-first",
+        "review-first",
+        "event-before-typed",
+        "note-before-event",
     ],
 )
 async def test_previews_come_from_the_first_message_the_user_typed(
@@ -517,9 +536,115 @@ async def test_previews_come_from_the_first_message_the_user_typed(
     listed = (await store.list_threads(default_provider=PROVIDER)).threads
     # A thread with no message the user typed among its first records is not listed.
     assert [t.preview for t in listed] == ([] if preview is None else [preview])
-    if listed:
-        # thread/read parses every line in full; the listing must show the same thread.
-        assert listed[0] == await store.read_summary(path, default_provider=PROVIDER)
+    # thread/read parses every line in full; the listing must show the same thread.
+    read = await store.read_summary(path, default_provider=PROVIDER)
+    assert (listed == [read]) if listed else (read.preview == "")
+
+
+def plain_head(path: Path) -> ts.HeadSummary:
+    """The head as the reference reads it, every line parsed in full: at most 10 records (session_meta
+    and response items), from the first 10 lines plus up to 200 more while a session_meta but no
+    user_message event has been seen, and no further once both have."""
+    records: list[tuple[str, dict[str, Any]]] = []
+    saw_meta = saw_user = False
+    scanned = 0
+    for raw in path.read_bytes().split(b"\n"):
+        if not raw.strip():
+            continue
+        if scanned >= 10 and not (saw_meta and not saw_user and scanned < 210):
+            break
+        scanned += 1
+        line = parse_rollout_line(raw)
+        if line is None:
+            continue
+        if line["type"] in ("session_meta", "response_item"):
+            saw_meta = saw_meta or line["type"] == "session_meta"
+            if len(records) < 10:
+                records.append((line["type"], line["payload"]))
+        elif line["type"] == "event_msg" and line["payload"]["type"] == "user_message":
+            saw_user = True
+        else:
+            continue
+        if saw_meta and saw_user:
+            break
+    return ts._summarize_head(records, saw_meta, saw_user)
+
+
+def random_rollout(rng: random.Random, thread_id: str) -> str:
+    """Lines like those of real rollouts (the reference's compact JSON, some spelled otherwise), in a
+    random order, with torn, blank and garbage lines among them."""
+    meta = {
+        "id": thread_id,
+        "timestamp": "2026-03-01T12:00:00.000Z",
+        "cwd": "/w",
+        "originator": "o",
+        "cli_version": "0.94.0",
+        "source": rng.choice(["vscode", "cli", {"subagent": "review"}]),
+        "model_provider": PROVIDER,
+        "base_instructions": {"text": rng.choice(["be good", 'quote "} and \\', ""])},
+    }
+    texts = [
+        "q",
+        'say "hi" \\ \u00e9t\u00e9',
+        "## My request for Codex:\n do it ",
+        REVIEW_NOTE,
+        AGENTS,
+        ENVIRONMENT,
+        "  <Environment_Context>x",
+        "<turn_aborted>\nx\n</turn_aborted>",
+        "",
+    ]
+    pool: list[Callable[[], str]] = [
+        lambda: _said(rng.choice(texts)),
+        lambda: _said(rng.choice(texts), rng.choice(texts)),
+        lambda: IMAGE_ONLY,
+        lambda: _line("response_item", {"type": "message", "role": "developer", "content": []}),
+        lambda: _line("response_item", {"type": "message", "role": "assistant",
+                                        "content": [{"type": "output_text", "text": rng.choice(texts)}]}),
+        lambda: _line("response_item", {"type": "function_call", "name": "shell", "arguments": "{}",
+                                        "call_id": "c"}),
+        lambda: _event(rng.choice(texts)),
+        lambda: _line("event_msg", {"type": "agent_message", "message": "r"}),
+        lambda: _line("event_msg", {"type": "entered_review_mode", "target": {"type": "custom",
+                                                                                   "instructions": "x"}}),
+        lambda: _line("event_msg", {"type": "token_count", "info": None}),
+        lambda: _line("turn_context", {"cwd": "/w", "model": "m"}),
+        lambda: _line("session_meta", meta),
+        lambda: json.dumps({"timestamp": "2026-03-01T12:00:00.000Z", "type": "response_item",
+                            "payload": {"type": "message", "role": "user",
+                                        "content": [{"type": "input_text", "text": rng.choice(texts)}]}}),
+        lambda: json.dumps({"timestamp": "2026-03-01T12:00:00.000Z", "type": "event_msg",
+                            "payload": {"type": "user_message", "message": "spaced"}}),
+        lambda: "",
+        lambda: "not json at all",
+    ]
+    lines = [_line("session_meta", meta)] if rng.random() < 0.9 else []
+    for _ in range(rng.randrange(0, 16)):
+        line = rng.choice(pool)()
+        if line and rng.random() < 0.05:
+            line = line[: rng.randrange(1, len(line))]  # torn
+        lines.append(line)
+    if rng.random() < 0.1:
+        lines[1:1] = [_line("turn_context", {"cwd": "/w"})] * rng.randrange(8, 220)
+    return "".join(f"{line}\n" for line in lines)
+
+
+async def test_listing_reads_heads_like_a_full_parse(tmp_path: Path) -> None:
+    """The listing tells most lines apart from their first bytes; on random rollouts it must see what
+    parsing every line sees, and show what thread/read shows."""
+    rng = random.Random(20260301)
+    listable = 0
+    for n in range(400):
+        tid = str(uuid.UUID(int=(0x01A1FE00_0000_7000_8000 << 48) + n))
+        path = tmp_path / f"rollout-2026-03-01T12-00-00-{tid}.jsonl"
+        path.write_text(random_rollout(rng, tid), encoding="utf-8")
+        head = ts.scan_list_head(path)
+        assert head == plain_head(path), path.read_text(encoding="utf-8")
+        if head.saw_meta and head.saw_user_event and head.first_is_meta and head.preview is not None:
+            listable += 1
+            read = await ThreadStore(tmp_path).read_summary(path, default_provider=PROVIDER)
+            assert (read.id, read.preview) == (head.thread_id, head.preview)
+    assert 40 < listable < 360
 
 
 async def test_a_new_process_that_only_confirms_the_index_leaves_it_alone(tmp_path: Path) -> None:

@@ -588,10 +588,6 @@ def preview_from_first_message(text: str) -> str:
 # Turns for thread/read, thread/resume and thread/fork (app-server-protocol thread_history at 0.94.0)
 # --------------------------------------------------------------------------------------------------
 
-_REVIEW_REQUESTED = "Review requested."
-_REVIEW_FALLBACK = "Reviewer failed to output a response."
-
-
 class _TurnBuilder:
     """Rebuilds turns from the persisted event messages, with synthetic ``turn-N``/``item-N`` ids."""
 
@@ -643,19 +639,6 @@ class _TurnBuilder:
                 target["status"] = "interrupted"
         elif kind == "thread_rolled_back":
             self._rollback(event.get("num_turns"))
-        elif kind == "entered_review_mode":
-            hint = event.get("user_facing_hint")
-            review = hint if isinstance(hint, str) else _REVIEW_REQUESTED
-            self._ensure_turn()["items"].append(
-                {"type": "enteredReviewMode", "id": self._item_id(), "review": review}
-            )
-        elif kind == "exited_review_mode":
-            output = event.get("review_output")
-            explanation = output.get("overall_explanation") if isinstance(output, dict) else None
-            text = explanation.strip() if isinstance(explanation, str) else ""
-            self._ensure_turn()["items"].append(
-                {"type": "exitedReviewMode", "id": self._item_id(), "review": text or _REVIEW_FALLBACK}
-            )
 
     def _reasoning(self, event: JsonObject, field_name: str) -> None:
         text = event.get("text")
@@ -711,7 +694,10 @@ def reconstruct_turns(source: Rollout | Iterable[RolloutItem]) -> list[Turn]:
 
     Only persisted event messages count: user messages open turns, agent messages and reasoning fill
     them, ``turn_aborted`` marks a turn interrupted and ``thread_rolled_back`` drops the last turns.
-    Tool calls and failed-turn errors are not persisted, so they do not appear.
+    Tool calls and failed-turn errors are not persisted, so they do not appear. Nor do a review's
+    ``entered_review_mode``/``exited_review_mode``, which the reference skips when it rebuilds turns: a
+    review shows as the reviewer's prompt twice (it is relayed with its legacy echo), the second time
+    with the review's message.
     """
     builder = _TurnBuilder()
     for item in _items_of(source):

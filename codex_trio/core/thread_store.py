@@ -37,7 +37,7 @@ import os
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -73,7 +73,10 @@ from ..protocol.v2 import GitInfo, Thread
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
 # How much of a rollout the reference reads to list it: the first 10 records (session_meta and
-# response items) for the preview, and up to 200 more lines looking for a user_message event.
+# response items) for the preview, and up to 200 more lines looking for a user_message event. It stops
+# as soon as it has seen a session_meta and a user_message event, though: a thread whose first
+# user_message event comes before any message the user typed (a review's relayed prompt) has no preview,
+# so it is not listed, and thread/read shows it with preview "" whatever comes later.
 HEAD_RECORD_LIMIT = 10
 USER_EVENT_SCAN_LIMIT = 200
 # Sources listed when the client does not ask for others.
@@ -81,7 +84,8 @@ INTERACTIVE_SOURCES = ("cli", "vscode")
 SESSION_INDEX_FILE = "session_index.jsonl"
 INDEX_DIR = ".codex-trio"
 INDEX_FILE = "thread_index.v1.json"
-_INDEX_VERSION = 1
+# 2: heads end at the first user_message event (entries of version 1 may have read past it).
+_INDEX_VERSION = 2
 # A cache entry read within this long of the file's (or directory's) mtime is re-checked next time.
 _RACY_NS = 2_000_000_000
 # Save the persisted index at most this often while paging (and always on the last page).
@@ -396,13 +400,12 @@ def scan_list_head(path: str | Path) -> HeadSummary:
         kind = line["type"]
         if kind == "session_meta":
             saw_meta = True
-            if head_full:
-                continue
-            if records == 0:
-                first_is_meta = True
-            records += 1
-            if meta is None:
-                meta = line["payload"]
+            if not head_full:
+                if records == 0:
+                    first_is_meta = True
+                records += 1
+                if meta is None:
+                    meta = line["payload"]
         elif kind == "response_item":
             if head_full:
                 continue
@@ -415,38 +418,58 @@ def scan_list_head(path: str | Path) -> HeadSummary:
             saw_user = True
         else:
             continue
-        # Once these are known, reading on could not change the summary.
-        settled = records >= HEAD_RECORD_LIMIT or (meta is not None and preview is not None)
-        if saw_user and saw_meta and settled:
-            break
+        if saw_user and saw_meta:
+            break  # the head ends here (see HEAD_RECORD_LIMIT)
     return _head_summary(meta, first_is_meta, preview, saw_meta, saw_user)
 
 
-def _read_head_records(path: Path) -> list[tuple[str, JsonObject]]:
-    """The first 10 session_meta/response records, however far into the file. Blocking."""
-    records: list[tuple[str, JsonObject]] = []
+def _head_lines(path: Path) -> Generator[RolloutLine, None, None]:
+    """The lines of a rollout that can shape its head records, parsed; others are told from their first
+    bytes and skipped."""
     for buf, start, end in _line_spans(path):
         match = _LINE_PREFIX.match(buf, start, end)
-        if match is not None and match.group(1) not in (b"session_meta", b"response_item"):
-            continue
+        if match is not None:
+            kind, payload_type = match.group(1), match.group(2)
+            if kind == b"event_msg":
+                if payload_type is not None and payload_type != b"user_message":
+                    continue
+            elif kind not in (b"session_meta", b"response_item"):
+                continue
         raw = buf[start:end]
         if not raw.strip():
             continue
         line = parse_rollout_line(raw)
-        if line is not None and line["type"] in ("session_meta", "response_item"):
-            records.append((line["type"], line["payload"]))
-            if len(records) >= HEAD_RECORD_LIMIT:
-                break
-    return records
+        if line is not None:
+            yield line
 
 
-def _head_records(lines: Sequence[Any]) -> list[tuple[str, JsonObject]]:
+def _read_head_records(path: Path) -> list[tuple[str, JsonObject]]:
+    """The head records of a rollout (see :func:`_head_records`). Blocking."""
+    lines = _head_lines(path)
+    try:
+        return _head_records(lines)
+    finally:
+        lines.close()
+
+
+def _head_records(lines: Iterable[RolloutLine]) -> list[tuple[str, JsonObject]]:
+    """The first 10 session_meta/response records, however far into the file, up to where the head
+    ends: once a session_meta and a user_message event have been seen (see HEAD_RECORD_LIMIT)."""
     records: list[tuple[str, JsonObject]] = []
+    saw_meta = saw_user = False
     for line in lines:
-        if line["type"] in ("session_meta", "response_item"):
-            records.append((line["type"], line["payload"]))
+        kind = line["type"]
+        if kind in ("session_meta", "response_item"):
+            records.append((kind, line["payload"]))
             if len(records) >= HEAD_RECORD_LIMIT:
                 break
+            saw_meta = saw_meta or kind == "session_meta"
+        elif kind == "event_msg" and line["payload"].get("type") == "user_message":
+            saw_user = True
+        else:
+            continue
+        if saw_meta and saw_user:
+            break
     return records
 
 
