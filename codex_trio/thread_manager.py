@@ -18,23 +18,22 @@ import trio
 
 from . import REFERENCE_VERSION
 from .core import events as ev
-from .core import rollout as ro
 from .core.config import Config, ConfigError, RequirementsViolation
-from .core.features import resolve_features
-from .core.instructions import BASE_INSTRUCTIONS, initial_context
-from .core.startup_warnings import startup_warnings
-from .core.thread_store import ThreadStore, ThreadSummary
-from .processors.projection import ProjectionState, legacy_notification, project, v2_notifications
-from .protocol.v2 import GitInfo, Thread
 from .rpc.errors import ConnectionClosed, RpcError
 from .rpc.session import Connection
 
+# The rollout format, the thread store, the projections and the instructions load with the first
+# thread (or listing), not at start-up: a server answers initialize without them.
 if TYPE_CHECKING:
     import httpx
 
     from .app import ClientSession
+    from .core import rollout as ro
     from .core.auth import AuthManager
     from .core.thread import CodexThread, TurnSettings
+    from .core.thread_store import ThreadStore, ThreadSummary
+    from .processors.projection import ProjectionState
+    from .protocol.v2 import GitInfo, Thread
 
 log = logging.getLogger(__name__)
 
@@ -92,18 +91,26 @@ class RolloutRecorder:
     @property
     def writer(self) -> ro.RolloutWriter:
         if self._writer is None:
+            from .core.rollout import RolloutWriter
+
             assert self._resume is not None
-            self._writer = ro.RolloutWriter.open_existing(self._resume)
+            self._writer = RolloutWriter.open_existing(self._resume)
         return self._writer
 
     def record_items(self, items: list[dict[str, Any]]) -> None:
-        self.writer.append(ro.response_item(i) for i in items if ro.is_persisted(ro.response_item(i)))
+        from .core.rollout import is_persisted, response_item
+
+        self.writer.append(response_item(i) for i in items if is_persisted(response_item(i)))
 
     def record_event(self, msg: dict[str, Any]) -> None:
-        self.writer.append([ro.event_msg(msg)])
+        from .core.rollout import event_msg
+
+        self.writer.append([event_msg(msg)])
 
     def record_turn_context(self, context: dict[str, Any]) -> None:
-        self.writer.append([ro.turn_context(context)])
+        from .core.rollout import turn_context
+
+        self.writer.append([turn_context(context)])
 
     def close(self) -> None:
         if self._writer is not None:
@@ -190,7 +197,7 @@ class ThreadManager:
         self.codex_home = codex_home
         self.base_config = base_config
         self.config_error = config_error
-        self.store = ThreadStore(codex_home)
+        self._store: ThreadStore | None = None
         self.threads: dict[str, LoadedThread] = {}
         self._http: httpx.AsyncClient | None = None
         self._auth: AuthManager | None = None
@@ -198,6 +205,15 @@ class ThreadManager:
         self.nursery: trio.Nursery | None = None
         # The connection whose turn is running, per task: approvals and questions go to it.
         self._turn_owner: ContextVar[Connection | None] = ContextVar(f"turn-owner-{id(self)}", default=None)
+
+    @property
+    def store(self) -> ThreadStore:
+        """The stored threads (sessions/ and archived_sessions/), opened on first use."""
+        if self._store is None:
+            from .core.thread_store import ThreadStore
+
+            self._store = ThreadStore(self.codex_home)
+        return self._store
 
     @property
     def auth(self) -> AuthManager:
@@ -278,9 +294,13 @@ class ThreadManager:
         await_listener: bool = False,
         include_apply_patch_tool: bool | None = None,
     ) -> LoadedThread:
+        from .core.features import resolve_features
+        from .core.instructions import BASE_INSTRUCTIONS
+        from .core.model_client import ModelClient
+        from .processors.projection import ProjectionState
+
         provider = config.model_provider
         features = resolve_features(config, include_apply_patch_tool=include_apply_patch_tool)
-        from .core.model_client import ModelClient
         from .core.thread import CodexThread, ToolOptions
         from .processors.client_requests import OwnerChannel
 
@@ -337,7 +357,7 @@ class ThreadManager:
 
     def initial_context(self, config: Config) -> list[dict[str, Any]]:
         # Re-read on every start, resume and fork, as the reference does: the files may have changed.
-        from .core.instructions import user_instructions_for
+        from .core.instructions import initial_context, user_instructions_for
 
         return initial_context(
             cwd=config.cwd,
@@ -361,6 +381,10 @@ class ThreadManager:
         """A new thread. ``await_listener``: a v1 conversation, whose events wait for
         addConversationListener (see ``LoadedThread.listening``). ``include_apply_patch_tool``:
         newConversation's field of that name, which overrides the config's features."""
+        from .core import rollout as ro
+        from .core.instructions import BASE_INSTRUCTIONS
+        from .core.startup_warnings import startup_warnings
+
         now = ro.utc_now()
         thread_id = ro.new_thread_id(now)
         base = config.base_instructions or BASE_INSTRUCTIONS
@@ -409,6 +433,9 @@ class ThreadManager:
         await_listener: bool = False,
         include_apply_patch_tool: bool | None = None,
     ) -> tuple[LoadedThread, list[Any]]:
+        from .core import rollout as ro
+        from .core.startup_warnings import startup_warnings
+
         rollout = await ro.aread_rollout(path)
         context = self.initial_context(config)
         # Like the reference: the stored history, then a fresh copy of the initial context (the settings
@@ -447,6 +474,10 @@ class ThreadManager:
         await_listener: bool = False,
         include_apply_patch_tool: bool | None = None,
     ) -> tuple[LoadedThread, list[Any]]:
+        from .core import rollout as ro
+        from .core.instructions import BASE_INSTRUCTIONS
+        from .core.startup_warnings import startup_warnings
+
         parent = await ro.aread_rollout(path)
         now = ro.utc_now()
         thread_id = ro.new_thread_id(now)
@@ -571,13 +602,17 @@ class ThreadManager:
 
     async def _fan_out(self, loaded: LoadedThread, turn_id: str, msg: ev.EventMsg) -> None:
         if msg["type"] == "user_message" and not loaded.preview and _opens_thread(loaded.thread.history):
-            loaded.preview = ro.preview_from_first_message(msg["message"])
+            from .core.rollout import preview_from_first_message
+
+            loaded.preview = preview_from_first_message(msg["message"])
         if not loaded.listening:
             loaded.backlog.append((turn_id, msg))
             return
         await self._deliver(loaded, turn_id, msg)
 
     async def _deliver(self, loaded: LoadedThread, turn_id: str, msg: ev.EventMsg) -> None:
+        from .processors.projection import legacy_notification, project, v2_notifications
+
         if msg["type"] == "turn_aborted" and loaded.interrupt_ack is not None:
             # The reference answers turn/interrupt between the legacy event and turn/completed.
             await self.broadcast(loaded, [legacy_notification(loaded.id, turn_id, msg)])
@@ -615,8 +650,10 @@ def _opens_thread(history: Sequence[dict[str, Any]]) -> bool:
     the user typed (the last item of ``history``). The reference's preview comes from the rollout's head,
     which ends at the first user_message event: a thread that starts with a review (whose relayed prompt
     is that event, with nothing typed before it) keeps the preview "" whatever is typed afterwards."""
+    from .core.rollout import user_message_text
+
     for index, item in enumerate(history):
-        if ro.user_message_text(item) is not None:
+        if user_message_text(item) is not None:
             return index == len(history) - 1
     return False
 

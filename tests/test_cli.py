@@ -126,12 +126,15 @@ async def test_both_entry_points_serve_the_same_session(entry: str) -> None:
 
 # Heavy modules a stdio server must not import before it answers initialize: the websocket stack is
 # for --listen ws:// only, the HTTP client and auth for the first model or account request, the thread
-# core and exec for the first thread. Each costs start-up time (the target is 150 ms).
+# core, exec, the rollout format, the thread store and the projections for the first thread. Each
+# costs start-up time (the target is 150 ms).
 NOT_AT_START_UP = (
     "httpx", "h11", "trio_websocket", "wsproto", "jwt", "tomlkit", "yaml",
     "codex_trio.ws_server", "codex_trio.ws_auth",
     "codex_trio.core.auth", "codex_trio.core.login", "codex_trio.core.model_client",
     "codex_trio.core.thread", "codex_trio.core.exec", "codex_trio.core.sandbox", "codex_trio.core.tools",
+    "codex_trio.core.rollout", "codex_trio.core.thread_store", "codex_trio.processors.projection",
+    "codex_trio.core.features", "codex_trio.core.instructions", "codex_trio.core.review",
 )
 
 

@@ -36,6 +36,7 @@ else:  # pragma: no cover - Python 3.10
     from typing_extensions import NotRequired
 
 from ..protocol.v2 import Turn
+from .ids import parse_uuid
 
 SESSIONS_SUBDIR = "sessions"
 ARCHIVED_SESSIONS_SUBDIR = "archived_sessions"
@@ -212,25 +213,6 @@ def parse_file_timestamp(text: str) -> datetime | None:
         return datetime(year, month, day, hour, minute, second)
     except ValueError:
         return None
-
-
-_UUID_HYPHENATED = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_UUID_SIMPLE = re.compile(r"[0-9a-fA-F]{32}")
-
-
-def parse_uuid(text: str) -> str | None:
-    """Canonical (lowercase, hyphenated) form of a UUID in any form the reference's parser takes."""
-    body = text
-    if body.startswith("urn:uuid:"):
-        body = body[len("urn:uuid:") :]
-    elif body.startswith("{") and body.endswith("}"):
-        body = body[1:-1]
-    if _UUID_HYPHENATED.fullmatch(body):
-        return body.lower()
-    if body is text and _UUID_SIMPLE.fullmatch(body):
-        low = body.lower()
-        return f"{low[:8]}-{low[8:12]}-{low[12:16]}-{low[16:20]}-{low[20:]}"
-    return None
 
 
 def parse_rollout_file_name(name: str) -> tuple[datetime, str] | None:

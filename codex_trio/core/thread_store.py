@@ -69,6 +69,7 @@ from codex_trio.core.rollout import (
 )
 
 from ..protocol.v2 import GitInfo, Thread
+from ..rpc.errors import RpcError
 
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
@@ -104,13 +105,12 @@ INTERNAL_ERROR = -32603
 SortKey = Literal["created_at", "updated_at"]
 
 
-class ThreadStoreError(Exception):
-    """A failure with the JSON-RPC error code and message the reference sends for it."""
+class ThreadStoreError(RpcError):
+    """A failure with the JSON-RPC error code and message the reference sends for it: raised through a
+    handler, it is the error response as it is."""
 
     def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(message, code=code)
 
 
 class RolloutReadError(Exception):

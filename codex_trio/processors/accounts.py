@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import trio
 
-from ..core.rollout import parse_uuid
+from ..core.ids import parse_uuid
 from ..protocol.accounts import (
     CancelLoginAccountParams,
     CancelLoginChatGptParams,

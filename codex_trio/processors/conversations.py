@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import trio
 
-from ..core import rollout as ro
-from ..core.thread_store import RolloutReadError, ThreadStoreError, ThreadSummary
+from ..core.ids import parse_uuid, uuid_error
 from ..protocol.v1 import (
     AddConversationListenerParams,
     AddConversationSubscriptionResponse,
@@ -50,16 +49,16 @@ from ..router import Method, RequestContext
 from ..rpc.errors import INTERNAL_ERROR, RpcError, invalid_params
 from ..rpc.session import Reply
 from ..thread_manager import INTERRUPT_WAIT_SECONDS, LoadedThread, ThreadManager
-from .threads import uuid_error
 
 if TYPE_CHECKING:
     from ..app import AppServer
     from ..core.config import Config
+    from ..core.thread_store import ThreadSummary
 
 
 def conversation_id(text: str) -> str:
     """A conversation id in canonical form; serde's ThreadId error otherwise."""
-    parsed = ro.parse_uuid(text)
+    parsed = parse_uuid(text)
     if parsed is None:
         raise invalid_params(uuid_error(text))
     return parsed
@@ -109,9 +108,11 @@ def _rfc3339_seconds(epoch: int) -> str:
 
 def _meta_timestamp(path: Path) -> str | None:
     """The session_meta's own timestamp (the first line of a rollout). Blocking."""
+    from ..core.rollout import parse_rollout_line
+
     try:
         with open(path, "rb") as handle:
-            line = ro.parse_rollout_line(handle.readline())
+            line = parse_rollout_line(handle.readline())
     except OSError:
         return None
     if line is None or line["type"] != "session_meta":
@@ -223,6 +224,8 @@ class ConversationsProcessor:
 
     async def _rollout_summary(self, path: Path) -> ThreadSummary:
         """The stored conversation at ``path`` (resume and fork), with the reference's errors."""
+        from ..core.thread_store import RolloutReadError
+
         try:
             return await self.manager.store.read_summary(
                 path, default_provider=self.manager.default_provider()
@@ -243,8 +246,10 @@ class ConversationsProcessor:
         return found
 
     async def _stored_events(self, path: Path) -> list[dict[str, Any]]:
+        from ..core.rollout import aread_rollout
+
         try:
-            rollout = await ro.aread_rollout(path)
+            rollout = await aread_rollout(path)
         except OSError as exc:
             raise RpcError(f"failed to load rollout `{path}`: {_io_error_text(exc)}") from None
         return [dict(line["payload"]) for line in rollout.lines if line["type"] == "event_msg"]
@@ -348,22 +353,21 @@ class ConversationsProcessor:
                     await turn.done.wait()
             # What a listener hears last of an archived conversation (nothing when none listens).
             await loaded.thread.emit(loaded.thread.next_id(), {"type": "shutdown_complete"})
-        try:
-            await self.manager.store.archive(thread_id)
-        except ThreadStoreError as exc:
-            raise RpcError(exc.message, code=exc.code) from None
+        await self.manager.store.archive(thread_id)
         self.manager.unload(thread_id)
         return {}
 
     # ---- listing ---------------------------------------------------------------------------------
 
     async def summary(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        from ..core.thread_store import RolloutReadError
+
         if "rolloutPath" in params:
             path = Path(params["rolloutPath"])
             if not path.is_absolute():
                 path = self.manager.codex_home / path
         else:
-            thread_id = ro.parse_uuid(params["conversationId"])
+            thread_id = parse_uuid(params["conversationId"])
             if thread_id is None:
                 # serde tried both variants of the untagged params and neither fit.
                 raise invalid_params(
@@ -389,15 +393,12 @@ class ConversationsProcessor:
     async def list_conversations(
         self, ctx: RequestContext, params: ListConversationsParams
     ) -> ListConversationsResponse:
-        try:
-            page = await self.manager.store.list_threads(
-                default_provider=self.manager.default_provider(),
-                cursor=params["cursor"],
-                limit=params["pageSize"],
-                model_providers=params["modelProviders"],
-            )
-        except ThreadStoreError as exc:
-            raise RpcError(exc.message, code=exc.code) from None
+        page = await self.manager.store.list_threads(
+            default_provider=self.manager.default_provider(),
+            cursor=params["cursor"],
+            limit=params["pageSize"],
+            model_providers=params["modelProviders"],
+        )
 
         def timestamps() -> list[str | None]:
             return [_meta_timestamp(Path(summary.path)) for summary in page.threads]
@@ -429,7 +430,7 @@ class ConversationsProcessor:
     async def remove_listener(
         self, ctx: RequestContext, params: RemoveConversationListenerParams
     ) -> dict[str, Any]:
-        subscription_id = ro.parse_uuid(params["subscriptionId"])
+        subscription_id = parse_uuid(params["subscriptionId"])
         if subscription_id is None:
             raise invalid_params(f"UUID parsing failed: {uuid_error(params['subscriptionId'])}")
         if not self.manager.remove_listener(subscription_id):

@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..core import events as ev
-from ..core.rollout import parse_uuid
-from ..core.thread_store import ThreadStoreError
+from ..core.ids import parse_uuid, uuid_error
 from ..protocol.v2 import (
     ThreadForkParams,
     ThreadIdParams,
@@ -38,18 +37,6 @@ def check_thread_id(thread_id: str) -> str:
     if parsed is None:
         raise RpcError(f"invalid thread id: {uuid_error(thread_id)}")
     return parsed
-
-
-def uuid_error(text: str) -> str:
-    """Why ``text`` is not a UUID, in the words of the reference's uuid parser."""
-    body = text[9:] if text.lower().startswith("urn:uuid:") else text
-    for index, ch in enumerate(body, start=1):
-        if not (ch in "-" or ch.isdigit() or ch.lower() in "abcdef"):
-            return (
-                "invalid character: expected an optional prefix of `urn:uuid:` followed by "
-                f"[0-9a-fA-F-], found `{ch}` at {index}"
-            )
-    return f"invalid length: expected length 32 for simple format, found {len(body.replace('-', ''))}"
 
 
 class ThreadsProcessor:
@@ -181,18 +168,15 @@ class ThreadsProcessor:
         return {"thread": thread}
 
     async def list(self, ctx: RequestContext, params: ThreadListParams) -> dict[str, Any]:
-        try:
-            page = await self.manager.store.list_threads(
-                default_provider=self.manager.default_provider(),
-                cursor=params["cursor"],
-                limit=params["limit"],
-                sort_key=params["sortKey"] or "created_at",
-                model_providers=params["modelProviders"],
-                source_kinds=params["sourceKinds"],
-                archived=bool(params["archived"]),
-            )
-        except ThreadStoreError as exc:
-            raise RpcError(exc.message, code=exc.code) from None
+        page = await self.manager.store.list_threads(
+            default_provider=self.manager.default_provider(),
+            cursor=params["cursor"],
+            limit=params["limit"],
+            sort_key=params["sortKey"] or "created_at",
+            model_providers=params["modelProviders"],
+            source_kinds=params["sourceKinds"],
+            archived=bool(params["archived"]),
+        )
         return {"data": [t.to_thread() for t in page.threads], "nextCursor": page.next_cursor}
 
     def loaded_list(self, ctx: RequestContext, params: ThreadLoadedListParams) -> dict[str, Any]:
@@ -214,21 +198,15 @@ class ThreadsProcessor:
         if turn is not None:
             with trio.move_on_after(INTERRUPT_WAIT_SECONDS):
                 await turn.done.wait()
-        try:
-            await self.manager.store.archive(thread_id)
-        except ThreadStoreError as exc:
-            raise RpcError(exc.message, code=exc.code) from None
+        await self.manager.store.archive(thread_id)
         self.manager.unload(thread_id)
         return {}
 
     async def unarchive(self, ctx: RequestContext, params: ThreadIdParams) -> dict[str, Any]:
         thread_id = check_thread_id(params["threadId"])
-        try:
-            summary = await self.manager.store.unarchive(
-                thread_id, default_provider=self.manager.default_provider()
-            )
-        except ThreadStoreError as exc:
-            raise RpcError(exc.message, code=exc.code) from None
+        summary = await self.manager.store.unarchive(
+            thread_id, default_provider=self.manager.default_provider()
+        )
         return {"thread": summary.to_thread()}
 
     async def set_name(self, ctx: RequestContext, params: ThreadSetNameParams) -> Reply:
@@ -239,10 +217,7 @@ class ThreadsProcessor:
         loaded = self.manager.get(thread_id)
         if loaded is None and await self.manager.store.find_rollout(thread_id) is None:
             raise RpcError(f"thread not found: {thread_id}")
-        try:
-            await self.manager.store.set_name(thread_id, name)
-        except ThreadStoreError as exc:
-            raise RpcError(exc.message, code=exc.code) from None
+        await self.manager.store.set_name(thread_id, name)
 
         async def announce() -> None:
             if loaded is not None:
