@@ -1,7 +1,7 @@
 """Wire types of the account API: v2 ``account/*`` and the legacy v1 auth methods."""
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: with evaluated annotations a TypedDict is built without
+# compiling each one from a string, about twice as fast, and every server start builds these.
 import math
 from typing import Annotated, Literal, TypedDict
 

@@ -1,8 +1,8 @@
 """Wire types of the config API: v2 ``config/*`` and ``configRequirements/read``, and the legacy v1
 ``getUserSavedConfig`` and ``setDefaultModel``."""
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: with evaluated annotations a TypedDict is built without
+# compiling each one from a string, about twice as fast, and every server start builds these.
 from typing import Any, Literal, TypedDict
 
 from .v2 import AskForApproval, ReasoningEffort, SandboxMode

@@ -1,7 +1,7 @@
 """Wire types of the initialize handshake."""
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: with evaluated annotations a TypedDict is built without
+# compiling each one from a string, about twice as fast, and every server start builds these.
 from typing import TypedDict
 
 

@@ -1,8 +1,8 @@
 """Wire types of the legacy v1 conversation API (``newConversation``, ``sendUserMessage``...) and of the
 v1 approval requests the server sends for conversations driven through it."""
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: with evaluated annotations a TypedDict is built without
+# compiling each one from a string, about twice as fast, and every server start builds these.
 from typing import Annotated, Any, Literal, TypedDict
 
 from ..rpc.decode import USIZE, Tagged, Untagged

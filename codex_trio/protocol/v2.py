@@ -1,7 +1,7 @@
 """Wire types of the v2 thread and turn API (params decoded by the router; results built by processors)."""
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: with evaluated annotations a TypedDict is built without
+# compiling each one from a string, about twice as fast, and every server start builds these.
 from typing import Annotated, Any, Literal, TypedDict
 
 from ..rpc.decode import U32, Tagged
