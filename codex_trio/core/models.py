@@ -38,6 +38,7 @@ from .. import REFERENCE_VERSION
 from ..rpc.decode import unexpected
 from .files import write_atomically
 from .provider import DEFAULT_REQUEST_MAX_RETRIES
+from .rollout import parse_timestamp
 
 if TYPE_CHECKING:
     import httpx
@@ -349,29 +350,6 @@ def decode_models(payload: Any) -> tuple[list[ModelInfo], list[Any]]:
 
 # ------------------------------------------------------------------------------------------------
 # $CODEX_HOME/models_cache.json
-
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))"
-)
-
-
-def parse_timestamp(text: str) -> datetime | None:
-    """An RFC 3339 timestamp with its offset (as chrono reads ``fetched_at``), else None."""
-    match = _RFC3339.fullmatch(text)
-    if match is None:
-        return None
-    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-    fraction, zulu, sign, off_h, off_m = match.groups()[6:]
-    micro = int((fraction or "0")[:6].ljust(6, "0"))
-    offset = timedelta(0)
-    if not zulu:
-        offset = timedelta(hours=int(off_h), minutes=int(off_m)) * (1 if sign == "+" else -1)
-    try:
-        stamp = datetime(year, month, day, hour, minute, second, micro, tzinfo=timezone(offset))
-    except ValueError:
-        return None
-    return stamp.astimezone(timezone.utc)
-
 
 def format_timestamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
