@@ -20,7 +20,7 @@ from . import REFERENCE_VERSION
 from .core import events as ev
 from .core.config import Config, ConfigError, RequirementsViolation
 from .rpc.errors import ConnectionClosed, RpcError
-from .rpc.session import Connection
+from .rpc.session import Connection, Reply
 
 # The rollout format, the thread store, the projections and the instructions load with the first
 # thread (or listing), not at start-up: a server answers initialize without them.
@@ -627,6 +627,23 @@ class ThreadManager:
         if loaded.listener_api == "v1":
             notes = [note for note in notes if note[0] not in V2_LISTENER_ONLY_METHODS]
         await self.broadcast(loaded, notes)
+
+    async def interrupt(self, loaded: LoadedThread, result: dict[str, Any]) -> Reply:
+        """Interrupts whatever runs on ``loaded`` and answers ``result`` between the turn's legacy
+        turn_aborted and its turn/completed, as the reference does (at once when nothing runs)."""
+        ack = trio.Event()
+        emitted = trio.Event()
+        if loaded.thread.active_turn is not None:
+            loaded.interrupt_ack, loaded.abort_emitted = ack, emitted
+        turn = loaded.thread.interrupt()
+        if turn is not None:
+            with trio.move_on_after(INTERRUPT_WAIT_SECONDS):
+                await emitted.wait()
+
+        async def release() -> None:
+            ack.set()
+
+        return Reply(result, after=release)
 
     def start_turn_task(
         self, conn: Connection, fn: Callable[..., Awaitable[Any]], *args: Any

@@ -496,16 +496,4 @@ class ConversationsProcessor:
     async def interrupt(self, ctx: RequestContext, params: ConversationIdParams) -> Reply:
         loaded = self._loaded(params["conversationId"], "conversation not found")
         # As turn/interrupt does: answered between turn_aborted and turn/completed.
-        ack = trio.Event()
-        emitted = trio.Event()
-        if loaded.thread.active_turn is not None:
-            loaded.interrupt_ack, loaded.abort_emitted = ack, emitted
-        turn = loaded.thread.interrupt()
-        if turn is not None:
-            with trio.move_on_after(INTERRUPT_WAIT_SECONDS):
-                await emitted.wait()
-
-        async def release() -> None:
-            ack.set()
-
-        return Reply({"abortReason": "interrupted"}, after=release)
+        return await self.manager.interrupt(loaded, {"abortReason": "interrupted"})

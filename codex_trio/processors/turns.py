@@ -5,15 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import trio
-
 from ..core import events as ev
 from ..core.config import Config, sandbox_mode_of_policy
 from ..protocol.v2 import TurnInterruptParams, TurnStartParams
 from ..router import Method, RequestContext
 from ..rpc.errors import RpcError
 from ..rpc.session import Reply
-from ..thread_manager import INTERRUPT_WAIT_SECONDS, LoadedThread, ThreadManager
+from ..thread_manager import LoadedThread, ThreadManager
 from .threads import check_thread_id
 
 if TYPE_CHECKING:
@@ -134,16 +132,4 @@ class TurnsProcessor:
     async def interrupt(self, ctx: RequestContext, params: TurnInterruptParams) -> Reply:
         loaded = self._loaded(params["threadId"])
         # The reference interrupts whatever runs on the thread, whichever turn id was named.
-        ack = trio.Event()
-        emitted = trio.Event()
-        if loaded.thread.active_turn is not None:
-            loaded.interrupt_ack, loaded.abort_emitted = ack, emitted
-        turn = loaded.thread.interrupt()
-        if turn is not None:
-            with trio.move_on_after(INTERRUPT_WAIT_SECONDS):
-                await emitted.wait()
-
-        async def release() -> None:
-            ack.set()
-
-        return Reply({}, after=release)
+        return await self.manager.interrupt(loaded, {})
