@@ -351,6 +351,16 @@ class _Parser:
             self.ignore_to_newline()
 
     def key(self, invalid_description: str) -> bool:
+        found = self._simple_key()
+        if found is None:
+            end = self.previous_end(frozenset({_WS, _COMMENT, _NEWLINE, _EOF}))
+            self.error(invalid_description, ["key"], end, end)
+            return False
+        return self.opt_dot_keys() if found else False
+
+    def _simple_key(self) -> bool | None:
+        """Reads one simple key, emitting it: True when one was read, False when the key stopped
+        short (an empty key is emitted), None at the end of the input."""
         while (token := self.next_token()) is not None:
             kind = token.kind
             if kind in _KEY_STOP:
@@ -365,35 +375,20 @@ class _Parser:
                 self.emit(_KEY_SEP, token.start, token.end)
                 continue
             self.emit(_SIMPLE_KEY, token.start, token.end, _encoding(token))
-            return self.opt_dot_keys()
-        end = self.previous_end(frozenset({_WS, _COMMENT, _NEWLINE, _EOF}))
-        self.error(invalid_description, ["key"], end, end)
-        return False
+            return True
+        return None
 
     def opt_dot_keys(self) -> bool:
         """The rest of a dotted key; False when a dot is not followed by a key."""
         self.opt_whitespace()
         while (dot := self.next_if(_DOT)) is not None:
             self.emit(_KEY_SEP, dot.start, dot.end)
-            found_key = False
-            while (token := self.next_token()) is not None:
-                kind = token.kind
-                if kind in _KEY_STOP:
-                    self.emit(_SIMPLE_KEY, token.start, token.start)
-                    self.pos -= 1
-                    return False
-                if kind == _WS:
-                    self.whitespace(token)
-                    continue
-                if kind == _DOT:
-                    self.emit(_SIMPLE_KEY, token.start, token.start)
-                    self.emit(_KEY_SEP, token.start, token.end)
-                    continue
-                self.emit(_SIMPLE_KEY, token.start, token.end, _encoding(token))
+            found = self._simple_key()
+            if found is False:
+                return False
+            if found:
                 self.opt_whitespace()
-                found_key = True
-                break
-            if not found_key:
+            else:
                 self.emit(_SIMPLE_KEY, dot.end, dot.end)
         return True
 
