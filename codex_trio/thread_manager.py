@@ -355,20 +355,22 @@ class ThreadManager:
         self.threads[thread_id] = loaded
         return loaded
 
-    def initial_context(self, config: Config) -> list[dict[str, Any]]:
+    async def initial_context(self, config: Config) -> list[dict[str, Any]]:
         # Re-read on every start, resume and fork, as the reference does: the files may have changed.
+        # In a worker thread: a large tree of project docs or skills must not stall the other clients.
         from .core.instructions import initial_context, user_instructions_for
 
+        user_instructions = await trio.to_thread.run_sync(user_instructions_for, config)
         return initial_context(
             cwd=config.cwd,
             sandbox_mode=config.sandbox_mode,
             approval_policy=config.approval_policy,
             network_access=config.sandbox_workspace_write.network_access,
             developer_instructions=config.developer_instructions,
-            user_instructions=user_instructions_for(config),
+            user_instructions=user_instructions,
         )
 
-    def start_thread(
+    async def start_thread(
         self,
         config: Config,
         session: ClientSession,
@@ -405,7 +407,7 @@ class ThreadManager:
             )
             recorder = RolloutRecorder(writer)
             path = writer.path
-        history = self.initial_context(config)
+        history = await self.initial_context(config)
         recorder.record_items(history)
         loaded = self._build(
             thread_id=thread_id,
@@ -437,7 +439,7 @@ class ThreadManager:
         from .core.startup_warnings import startup_warnings
 
         rollout = await ro.aread_rollout(path)
-        context = self.initial_context(config)
+        context = await self.initial_context(config)
         # Like the reference: the stored history, then a fresh copy of the initial context (the settings
         # may have changed since), which reaches the rollout with the next turn.
         history = ro.history_for_resume(rollout, initial_context=context) + context
@@ -495,7 +497,7 @@ class ThreadManager:
             created=now,
         )
         recorder = RolloutRecorder(writer)
-        context = self.initial_context(config)
+        context = await self.initial_context(config)
         history = ro.history_for_resume(parent, initial_context=context) + context
         recorder.record_items(context)
         loaded = self._build(

@@ -18,7 +18,7 @@ import json
 import logging
 import math
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -572,7 +572,7 @@ class ReviewRun:
             await self._forward(echo)
 
     async def run(
-        self, make_reviewer: Callable[[], CodexThread], env: Mapping[str, str] | None = None
+        self, make_reviewer: Callable[[], Awaitable[CodexThread]], env: Mapping[str, str] | None = None
     ) -> None:
         """The whole review turn: announce it, run the reviewer's turn (which an interrupt of this turn
         stops), then record and report the result. A reviewer that cannot be set up (its rollout cannot
@@ -582,7 +582,7 @@ class ReviewRun:
         async def work() -> None:
             await thread.emit(turn.id, ev.entered_review_mode(self.target, self.hint))
             try:
-                reviewer = make_reviewer()
+                reviewer = await make_reviewer()
             except OSError as exc:
                 log.error("could not start the reviewer: %s", exc)
                 return

@@ -205,7 +205,7 @@ class ConversationsProcessor:
 
     async def new(self, ctx: RequestContext, params: NewConversationParams) -> NewConversationResponse:
         config = self._config(params)
-        loaded = self.manager.start_thread(
+        loaded = await self.manager.start_thread(
             config,
             ctx.session,
             ephemeral=False,

@@ -155,8 +155,8 @@ class ReviewProcessor:
                 await replaced.done.wait()
         built: list[CodexThread] = []
 
-        def make_reviewer() -> CodexThread:
-            built.append(self._reviewer(loaded, run, session))
+        async def make_reviewer() -> CodexThread:
+            built.append(await self._reviewer(loaded, run, session))
             return built[-1]
 
         try:
@@ -166,7 +166,7 @@ class ReviewProcessor:
                 if isinstance(reviewer.recorder, RolloutRecorder):
                     reviewer.recorder.close()
 
-    def _reviewer(self, loaded: LoadedThread, run: ReviewRun, session: ClientSession) -> CodexThread:
+    async def _reviewer(self, loaded: LoadedThread, run: ReviewRun, session: ClientSession) -> CodexThread:
         """The reviewer thread of one review: the reviewed thread's configuration (its thread/start
         settings, not later turn overrides), the review model (config ``review_model``, else the model
         the thread uses now), our review instructions, web search off."""
@@ -197,7 +197,7 @@ class ReviewProcessor:
 
         now = ro.utc_now()
         thread_id = ro.new_thread_id(now)
-        history = self.manager.initial_context(config)
+        history = await self.manager.initial_context(config)
         recorder: Any = NullRecorder()
         if loaded.path is not None:
             writer = ro.RolloutWriter.create(

@@ -75,7 +75,7 @@ class ThreadsProcessor:
 
     async def start(self, ctx: RequestContext, params: ThreadStartParams) -> Reply:
         config = self.manager.derive_config(params)
-        loaded = self.manager.start_thread(
+        loaded = await self.manager.start_thread(
             config,
             ctx.session,
             ephemeral=bool(params["ephemeral"]),
