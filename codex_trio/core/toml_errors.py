@@ -394,27 +394,22 @@ class _Parser:
 
     def on_expression_key(self, key_token: _Token) -> None:
         self.emit(_SIMPLE_KEY, key_token.start, key_token.end, _encoding(key_token))
-        self.opt_dot_keys()
-        self.opt_whitespace()
-        equals = self.next_if(_EQUALS)
-        if equals is None:
-            peek = self.first()
-            if peek is not None:
-                self.error("key with no value", [_lit("=")], peek.start, peek.start)
-            self.ignore_to_newline()
-            return
-        self.on_key_val_sep(equals)
+        self._key_rest_and_value("key with no value")
 
     def on_expression_dot(self, dot: _Token) -> None:
         self.emit(_SIMPLE_KEY, dot.start, dot.start)
         self.pos -= 1
+        self._key_rest_and_value("missing value for key")
+
+    def _key_rest_and_value(self, no_equals: str) -> None:
+        """The dotted rest of a key, then ``=`` and the value; ``no_equals`` is the error without ``=``."""
         self.opt_dot_keys()
         self.opt_whitespace()
         equals = self.next_if(_EQUALS)
         if equals is None:
             peek = self.first()
             if peek is not None:
-                self.error("missing value for key", [_lit("=")], peek.start, peek.start)
+                self.error(no_equals, [_lit("=")], peek.start, peek.start)
             self.ignore_to_newline()
             return
         self.on_key_val_sep(equals)
