@@ -12,6 +12,7 @@ import json
 import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,55 @@ def skeleton(messages: Sequence[Message]) -> list[str]:
             out.append("error" if "error" in m else "result")
     return out
 
+
+
+@dataclass
+class TranscriptClient:
+    """A client session that keeps the transcript: what it sent (``dir`` "C") and everything the server
+    wrote (``dir`` "S"), in order, for comparing whole exchanges with the reference's captures."""
+
+    server: StdioServer
+    transcript: list[Message] = field(default_factory=list)
+
+    async def send(self, method: str, params: Any) -> Any:
+        request_id = await self.server.request(method, params)
+        self.transcript.append({"dir": "C", "msg": {"id": request_id, "method": method, "params": params}})
+        return request_id
+
+    async def until(self, pred: Predicate, timeout: float = WAIT) -> list[Message]:
+        seen: list[Message] = []
+        with trio.move_on_after(timeout):
+            while True:
+                msg = await self.server.receive(timeout=timeout)
+                seen.append(msg)
+                self.transcript.append({"dir": "S", "msg": msg})
+                if pred(msg):
+                    return seen
+        raise NoMessage(f"nothing matched within {timeout:g}s; got {skeleton(seen)}")
+
+    async def quiet(self, duration: float = 0.3) -> list[Message]:
+        """Whatever the server writes within ``duration``."""
+        seen: list[Message] = []
+        with trio.move_on_after(duration):
+            while True:
+                msg = await self.server.receive(timeout=duration + 1)
+                seen.append(msg)
+                self.transcript.append({"dir": "S", "msg": msg})
+        return seen
+
+    async def call(self, method: str, params: Any) -> Message:
+        """The reply to ``method`` (what came before it stays in the transcript)."""
+        request_id = await self.send(method, params)
+        return (await self.until(is_reply(request_id)))[-1]
+
+    async def result(self, method: str, params: Any) -> Any:
+        reply = await self.call(method, params)
+        assert "result" in reply, f"{method} failed: {reply}"
+        return reply["result"]
+
+    async def answer(self, request: Message, result: Any) -> None:
+        await self.server.respond(request["id"], result)
+        self.transcript.append({"dir": "C", "msg": {"id": request["id"], "result": result}})
 
 def capture(name: str) -> list[Message]:
     """A reference capture: everything the reference wrote on stdout in one scenario."""

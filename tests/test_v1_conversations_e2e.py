@@ -21,12 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import trio
-from e2e_util import WAIT, is_method, is_reply, write_config
+from e2e_util import TranscriptClient, is_method, write_config
 from schema_check import ProtocolValidator
 
 from codex_trio.testing import mock_responses as mr
-from codex_trio.testing.harness import NoMessage, StdioServer, open_server
+from codex_trio.testing.harness import open_server
 
 FIXTURES = Path(__file__).parent / "fixtures" / "v1"
 Message = dict[str, Any]
@@ -42,51 +41,10 @@ MISSING_ID = "00000000-0000-7000-8000-000000000000"
 
 
 @dataclass
-class V1Client:
-    """A v1 client session that keeps the transcript: what it sent and everything the server wrote."""
+class V1Client(TranscriptClient):
+    """The transcript-keeping client, with the v1 calls these tests make."""
 
-    server: StdioServer
-    work: Path
-    transcript: list[Message] = field(default_factory=list)
-
-    async def send(self, method: str, params: Any) -> Any:
-        request_id = await self.server.request(method, params)
-        self.transcript.append({"dir": "C", "msg": {"id": request_id, "method": method, "params": params}})
-        return request_id
-
-    async def until(self, pred: Predicate, timeout: float = WAIT) -> list[Message]:
-        seen: list[Message] = []
-        with trio.move_on_after(timeout):
-            while True:
-                msg = await self.server.receive(timeout=timeout)
-                seen.append(msg)
-                self.transcript.append({"dir": "S", "msg": msg})
-                if pred(msg):
-                    return seen
-        raise NoMessage(f"nothing matched within {timeout:g}s; got {skeleton(seen)}")
-
-    async def quiet(self, duration: float = 0.5) -> list[Message]:
-        seen: list[Message] = []
-        with trio.move_on_after(duration):
-            while True:
-                msg = await self.server.receive(timeout=duration + 1)
-                seen.append(msg)
-                self.transcript.append({"dir": "S", "msg": msg})
-        return seen
-
-    async def call(self, method: str, params: Any) -> Message:
-        """The reply to ``method`` (what came before it stays in the transcript)."""
-        request_id = await self.send(method, params)
-        return (await self.until(is_reply(request_id)))[-1]
-
-    async def result(self, method: str, params: Any) -> Any:
-        reply = await self.call(method, params)
-        assert "result" in reply, f"{method} failed: {reply}"
-        return reply["result"]
-
-    async def answer(self, request: Message, result: Any) -> None:
-        await self.server.respond(request["id"], result)
-        self.transcript.append({"dir": "C", "msg": {"id": request["id"], "result": result}})
+    work: Path = field(kw_only=True)
 
     async def turn_done(self) -> list[Message]:
         return await self.until(is_method("turn/completed"))
@@ -124,7 +82,7 @@ async def v1_client(
         check_exit=not reference,
     ) as server:
         await server.initialize(name="harness")
-        yield V1Client(server, work)
+        yield V1Client(server, work=work)
 
 
 def text_item(text: str) -> list[Message]:

@@ -17,13 +17,11 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import trio
-from e2e_util import WAIT, capture, is_method, is_reply, write_config
+from e2e_util import TranscriptClient, capture, is_method, write_config
 from schema_check import ProtocolValidator
 
 from codex_trio.core.config import Config, load_config, parse_cli_overrides
@@ -34,7 +32,7 @@ from codex_trio.core.startup_warnings import (
     unstable_features_warning,
 )
 from codex_trio.testing import mock_responses as mr
-from codex_trio.testing.harness import NoMessage, StdioServer, open_server
+from codex_trio.testing.harness import open_server
 
 FIXTURES = Path(__file__).parent / "fixtures" / "warnings"
 FEATURES = "[features]\nsqlite = true\napply_patch_freeform = true\n"
@@ -147,40 +145,6 @@ def test_model_warning_compares_the_last_recorded_turn_model() -> None:
 # --- the start paths end to end -------------------------------------------------------------------
 
 
-@dataclass
-class Client:
-    """A client session that keeps the transcript: what it sent and everything the server wrote."""
-
-    server: StdioServer
-    transcript: list[Message] = field(default_factory=list)
-
-    async def send(self, method: str, params: Any) -> Any:
-        request_id = await self.server.request(method, params)
-        self.transcript.append({"dir": "C", "msg": {"id": request_id, "method": method, "params": params}})
-        return request_id
-
-    async def until(self, pred: Any, timeout: float = WAIT) -> list[Message]:
-        seen: list[Message] = []
-        with trio.move_on_after(timeout):
-            while True:
-                msg = await self.server.receive(timeout=timeout)
-                seen.append(msg)
-                self.transcript.append({"dir": "S", "msg": msg})
-                if pred(msg):
-                    return seen
-        raise NoMessage(f"nothing matched within {timeout:g}s; got {seen}")
-
-    async def quiet(self, duration: float = 0.3) -> None:
-        with trio.move_on_after(duration):
-            while True:
-                self.transcript.append({"dir": "S", "msg": await self.server.receive(timeout=duration + 1)})
-
-    async def result(self, method: str, params: Any) -> Any:
-        reply = (await self.until(is_reply(await self.send(method, params))))[-1]
-        assert "result" in reply, f"{method} failed: {reply}"
-        return reply["result"]
-
-
 @asynccontextmanager
 async def client(
     mock: mr.MockResponses,
@@ -189,7 +153,7 @@ async def client(
     *,
     top: str = "",
     tables: str = FEATURES,
-) -> AsyncIterator[Client]:
+) -> AsyncIterator[TranscriptClient]:
     """codex-trio for ``mock`` with the two features on (or the given top-level keys and tables); its
     messages join ``transcript``."""
     write_config(codex_home, mock.base_url)
@@ -199,7 +163,7 @@ async def client(
         codex_home=codex_home, base_url=mock.base_url, validator=ProtocolValidator(), env={"TZ": "UTC"}
     ) as server:
         await server.initialize(name="harness")
-        yield Client(server, transcript)
+        yield TranscriptClient(server, transcript)
 
 
 def announcements(transcript: Sequence[Message], codex_home: str) -> list[tuple[str, list[Any]]]:
