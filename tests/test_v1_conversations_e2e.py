@@ -539,6 +539,33 @@ async def test_errors_read_like_the_reference(tmp_path: Path) -> None:
     assert_like_reference("errors", transcript, [str(tmp_path)])
 
 
+
+async def test_send_user_turn_decodes_its_sandbox_policy_like_execoneoffcommand(tmp_path: Path) -> None:
+    # The reference's texts (one SandboxPolicy type for both methods): an explicit null and a relative
+    # writable root are params errors; absent fields take their defaults.
+    async with mr.open_mock_responses() as mock, v1_client(mock, tmp_path / "home", tmp_path / "work") as c:
+        conversation = await c.result("newConversation", {})
+        turn = {
+            "conversationId": conversation["conversationId"],
+            "items": text_item("hi"),
+            "cwd": str(tmp_path),
+            "approvalPolicy": "never",
+            "model": "mock-model",
+            "effort": None,
+            "summary": "auto",
+        }
+        cases = [
+            ({"type": "workspace-write", "network_access": None}, "invalid type: null, expected a boolean"),
+            ({"type": "workspace-write", "writable_roots": ["rel/dir"]},
+             "AbsolutePathBuf deserialized without a base path"),
+            ({"type": "external-sandbox", "network_access": None},
+             "invalid type: null, expected string or map"),
+        ]  # fmt: skip
+        for policy, message in cases:
+            reply = await c.call("sendUserTurn", {**turn, "sandboxPolicy": policy})
+            assert reply["error"] == {"code": -32600, "message": f"Invalid request: {message}"}
+        assert await c.result("sendUserTurn", {**turn, "sandboxPolicy": {"type": "workspace-write"}}) == {}
+
 # --- pure conversions -------------------------------------------------------------------------------
 
 
@@ -557,7 +584,7 @@ def test_v1_decisions_pass_through_and_anything_else_is_a_denial() -> None:
 
 
 def test_v1_sandbox_policies_become_the_v2_ones_thread_settings_hold() -> None:
-    from codex_trio.processors.conversations import v2_sandbox_policy
+    from codex_trio.protocol.v1 import v2_sandbox_policy
 
     assert v2_sandbox_policy({"type": "read-only"}) == {"type": "readOnly"}
     assert v2_sandbox_policy({"type": "danger-full-access"}) == {"type": "dangerFullAccess"}

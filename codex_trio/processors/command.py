@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from ..protocol.utilities import ExecOneOffCommandParams, ExecOneOffCommandResponse
+from ..protocol.v1 import v2_sandbox_policy
 from ..protocol.v2 import SandboxPolicy
 from ..router import Method, RequestContext
-from ..rpc.errors import INTERNAL_ERROR, RpcError, invalid_params
+from ..rpc.errors import INTERNAL_ERROR, RpcError
 from ..thread_manager import sandbox_policy_v2
 
 if TYPE_CHECKING:
@@ -32,29 +33,6 @@ class CommandExecResponse(TypedDict):
     exitCode: int
     stdout: str
     stderr: str
-
-
-def policy_from_v1(policy: Any) -> dict[str, Any]:
-    """A v1 sandbox policy in its v2 spelling (writable roots must be absolute, as the reference's
-    ``AbsolutePathBuf`` requires; they are normalized like it does)."""
-    kind = policy["type"]
-    if kind == "danger-full-access":
-        return {"type": "dangerFullAccess"}
-    if kind == "read-only":
-        return {"type": "readOnly"}
-    if kind == "external-sandbox":
-        return {"type": "externalSandbox", "networkAccess": policy.get("network_access") or "restricted"}
-    roots = policy.get("writable_roots") or []
-    for root in roots:
-        if not os.path.isabs(root):
-            raise invalid_params("AbsolutePathBuf deserialized without a base path")
-    return {
-        "type": "workspaceWrite",
-        "writableRoots": [os.path.normpath(r) for r in roots],
-        "networkAccess": bool(policy.get("network_access")),
-        "excludeTmpdirEnvVar": bool(policy.get("exclude_tmpdir_env_var")),
-        "excludeSlashTmp": bool(policy.get("exclude_slash_tmp")),
-    }
 
 
 def _exec_failed(reason: str) -> RpcError:
@@ -89,7 +67,7 @@ class CommandProcessor:
         return await self.run(
             params["command"],
             cwd=params["cwd"],
-            policy=policy_from_v1(v1_policy) if v1_policy is not None else None,
+            policy=v2_sandbox_policy(v1_policy) if v1_policy is not None else None,
             timeout_ms=params["timeoutMs"],
         )
 

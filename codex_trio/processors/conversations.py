@@ -43,6 +43,7 @@ from ..protocol.v1 import (
     SendUserMessageParams,
     SendUserTurnParams,
     SessionConfiguredNotification,
+    v2_sandbox_policy,
 )
 from ..protocol.v2 import ReasoningEffort
 from ..router import Method, RequestContext
@@ -73,24 +74,6 @@ def v2_input(item: dict[str, Any]) -> dict[str, Any]:
     if item["type"] == "image":
         return {"type": "image", "url": data["image_url"]}
     return {"type": "localImage", "path": data["path"]}
-
-
-def v2_sandbox_policy(policy: dict[str, Any]) -> dict[str, Any]:
-    """A v1 (kebab-case) SandboxPolicy as the v2 one thread settings hold, serde defaults filled in."""
-    kind = policy["type"]
-    if kind == "read-only":
-        return {"type": "readOnly"}
-    if kind == "external-sandbox":
-        return {"type": "externalSandbox", "networkAccess": policy["network_access"] or "restricted"}
-    if kind == "workspace-write":
-        return {
-            "type": "workspaceWrite",
-            "writableRoots": list(policy["writable_roots"] or ()),
-            "networkAccess": bool(policy["network_access"]),
-            "excludeTmpdirEnvVar": bool(policy["exclude_tmpdir_env_var"]),
-            "excludeSlashTmp": bool(policy["exclude_slash_tmp"]),
-        }
-    return {"type": "dangerFullAccess"}
 
 
 def _include_apply_patch_tool(overrides: NewConversationParams | None) -> bool | None:
@@ -459,10 +442,11 @@ class ConversationsProcessor:
         return self._begin(ctx, loaded, inputs, None)
 
     def send_user_turn(self, ctx: RequestContext, params: SendUserTurnParams) -> Reply:
+        # First: a relative writable root is a params error in the reference, raised while decoding.
+        sandbox_policy = v2_sandbox_policy(params["sandboxPolicy"])
         loaded = self._loaded(params["conversationId"], "conversation not found")
         thread = loaded.thread
         inputs = [v2_input(dict(item)) for item in params["items"]]
-        sandbox_policy = v2_sandbox_policy(dict(params["sandboxPolicy"]))
         requirements = loaded.config.requirements
         if requirements is not None:
             from ..core import events as ev

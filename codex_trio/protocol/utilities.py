@@ -1,17 +1,12 @@
 """Wire types of the utility methods: ``fuzzyFileSearch``, v1 ``gitDiffToRemote`` and v1
 ``execOneOffCommand``."""
 
-# No ``from __future__ import annotations`` here: TypedDict only sees NotRequired in evaluated
-# annotations.
-import sys
-from typing import Annotated, Literal, TypedDict
+# No ``from __future__ import annotations``, like the other protocol modules: evaluated annotations
+# build TypedDicts faster.
+from typing import Annotated, TypedDict
 
-from ..rpc.decode import U32, U64, Tagged
-
-if sys.version_info >= (3, 11):
-    from typing import NotRequired
-else:  # pragma: no cover - Python 3.10
-    from typing_extensions import NotRequired
+from ..rpc.decode import U32, U64
+from .v1 import V1SandboxPolicy
 
 
 class FuzzyFileSearchParams(TypedDict):
@@ -41,40 +36,11 @@ class GitDiffToRemoteResponse(TypedDict):
     diff: str
 
 
-# v1 sandbox policies: kebab-case types, snake_case fields; an absent field takes its default but an
-# explicit null is refused (serde ``default``, not ``Option``).
-class DangerFullAccessPolicyV1(TypedDict):
-    type: Literal["danger-full-access"]
-
-
-class ReadOnlyPolicyV1(TypedDict):
-    type: Literal["read-only"]
-
-
-class ExternalSandboxPolicyV1(TypedDict):
-    type: Literal["external-sandbox"]
-    network_access: NotRequired[Literal["restricted", "enabled"]]
-
-
-class WorkspaceWritePolicyV1(TypedDict):
-    type: Literal["workspace-write"]
-    writable_roots: NotRequired[list[str]]
-    network_access: NotRequired[bool]
-    exclude_tmpdir_env_var: NotRequired[bool]
-    exclude_slash_tmp: NotRequired[bool]
-
-
-SandboxPolicyV1 = Annotated[
-    DangerFullAccessPolicyV1 | ReadOnlyPolicyV1 | ExternalSandboxPolicyV1 | WorkspaceWritePolicyV1,
-    Tagged("SandboxPolicy"),
-]
-
-
 class ExecOneOffCommandParams(TypedDict):
     command: list[str]
     timeoutMs: Annotated[int, U64] | None
     cwd: str | None
-    sandboxPolicy: SandboxPolicyV1 | None
+    sandboxPolicy: V1SandboxPolicy | None
 
 
 class ExecOneOffCommandResponse(TypedDict):

@@ -3,10 +3,20 @@ v1 approval requests the server sends for conversations driven through it."""
 
 # No ``from __future__ import annotations``: with evaluated annotations a TypedDict is built without
 # compiling each one from a string, about twice as fast, and every server start builds these.
+import os
+import sys
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypedDict
 
 from ..rpc.decode import USIZE, Tagged, Untagged
+from ..rpc.errors import invalid_params
 from .v2 import AskForApproval, ReasoningEffort, ReasoningSummary, SandboxMode
+
+# typing_extensions costs start-up time; Python 3.11's typing has NotRequired.
+if sys.version_info >= (3, 11):
+    from typing import NotRequired
+else:  # pragma: no cover - Python 3.10
+    from typing_extensions import NotRequired
 
 # ---- params (decoded by the router) -----------------------------------------------------------
 #
@@ -69,6 +79,9 @@ class LocalImageInputItem(TypedDict):
 InputItem = Annotated[TextInputItem | ImageInputItem | LocalImageInputItem, Tagged("InputItem")]
 
 
+# The core's SandboxPolicy, tagged in kebab-case with snake_case fields (v2 renamed it to camelCase).
+# An absent field takes its default but an explicit null is refused (serde ``default``, not
+# ``Option``), as the reference answers sendUserTurn and execOneOffCommand alike.
 class DangerFullAccessSandbox(TypedDict):
     type: Literal["danger-full-access"]
 
@@ -79,22 +92,44 @@ class ReadOnlySandbox(TypedDict):
 
 class ExternalSandbox(TypedDict):
     type: Literal["external-sandbox"]
-    network_access: Literal["restricted", "enabled"] | None
+    network_access: NotRequired[Literal["restricted", "enabled"]]
 
 
 class WorkspaceWriteSandbox(TypedDict):
     type: Literal["workspace-write"]
-    writable_roots: list[str] | None
-    network_access: bool | None
-    exclude_tmpdir_env_var: bool | None
-    exclude_slash_tmp: bool | None
+    writable_roots: NotRequired[list[str]]
+    network_access: NotRequired[bool]
+    exclude_tmpdir_env_var: NotRequired[bool]
+    exclude_slash_tmp: NotRequired[bool]
 
 
-# The core's SandboxPolicy, tagged in kebab-case (v2 renamed it to camelCase).
 V1SandboxPolicy = Annotated[
     DangerFullAccessSandbox | ReadOnlySandbox | ExternalSandbox | WorkspaceWriteSandbox,
     Tagged("SandboxPolicy"),
 ]
+
+
+def v2_sandbox_policy(policy: Mapping[str, Any]) -> dict[str, Any]:
+    """A v1 sandbox policy in its v2 spelling, defaults filled in. Writable roots must be absolute (the
+    reference's ``AbsolutePathBuf``) and are normalized as it normalizes them."""
+    kind = policy["type"]
+    if kind == "danger-full-access":
+        return {"type": "dangerFullAccess"}
+    if kind == "read-only":
+        return {"type": "readOnly"}
+    if kind == "external-sandbox":
+        return {"type": "externalSandbox", "networkAccess": policy.get("network_access") or "restricted"}
+    roots = policy.get("writable_roots") or []
+    for root in roots:
+        if not os.path.isabs(root):
+            raise invalid_params("AbsolutePathBuf deserialized without a base path")
+    return {
+        "type": "workspaceWrite",
+        "writableRoots": [os.path.normpath(r) for r in roots],
+        "networkAccess": bool(policy.get("network_access")),
+        "excludeTmpdirEnvVar": bool(policy.get("exclude_tmpdir_env_var")),
+        "excludeSlashTmp": bool(policy.get("exclude_slash_tmp")),
+    }
 
 
 class ConversationIdParams(TypedDict):
